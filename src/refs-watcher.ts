@@ -1,0 +1,214 @@
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+
+import { delay, isAbortError } from "abort-controller-x";
+
+import { classifyChanges } from "./change-classifier.js";
+import { readSnapshot } from "./git.js";
+import type { Logger } from "./logger.js";
+import type { RefStore, RepositoryChange } from "./ref-store.js";
+import { discoverRepositories } from "./repository-discovery.js";
+import { diffSnapshots } from "./snapshot-diff.js";
+import type { RepositorySnapshot } from "./types.js";
+
+/** Repositories snapshotted at once during one poll; each is a few git processes. */
+const MAX_CONCURRENT_SNAPSHOTS = 4;
+
+export interface RefsWatcherOptions {
+  /** Folder whose bare repositories are watched. */
+  root: string;
+  store: RefStore;
+  /** Time between two polls, in milliseconds. */
+  pollIntervalMs: number;
+  logger: Logger;
+}
+
+/**
+ * Watches every bare repository under a root folder: polls them, diffs each
+ * snapshot against the committed one and commits the differences as events.
+ *
+ * On the very first start (an empty data folder) the repositories found are
+ * recorded as the baseline without events, since a watcher that wants the
+ * initial state asks for it with list-then-watch. From then on, a new
+ * repository yields REPOSITORY_CREATED and the created events of its refs.
+ */
+export class RefsWatcher {
+  readonly #options: RefsWatcherOptions;
+  readonly #abort = new AbortController();
+  /** Last error logged per repository, so a broken one is logged once, not every poll. */
+  readonly #reportedErrors = new Map<string, string>();
+  #loop: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
+  #baselineRecorded: boolean;
+
+  constructor(options: RefsWatcherOptions) {
+    if (!Number.isSafeInteger(options.pollIntervalMs) || options.pollIntervalMs < 1) {
+      throw new RangeError(`pollIntervalMs must be a whole number of milliseconds of at least 1, got ${options.pollIntervalMs}`);
+    }
+    this.#options = options;
+    this.#baselineRecorded = options.store.hadStoredState;
+  }
+
+  /** Polls once, then keeps polling in the background until stop(). */
+  async start(): Promise<void> {
+    const { logger, root, pollIntervalMs } = this.#options;
+    await this.poll();
+    logger.info("watcher started", { root: path.resolve(root), pollIntervalMs });
+    this.#loop = this.#run();
+  }
+
+  /** Ends polling and waits for the poll under way, if any. */
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#loop;
+    this.#options.logger.info("watcher stopped", { root: path.resolve(this.#options.root) });
+  }
+
+  /** Starts the next poll now instead of at the end of the interval. */
+  pollSoon(): void {
+    this.#wake?.();
+  }
+
+  /**
+   * Discovers repositories, snapshots each one and commits what changed.
+   * Repositories that cannot be read are logged and skipped.
+   */
+  async poll(): Promise<void> {
+    const { root, store, logger } = this.#options;
+    const signal = this.#abort.signal;
+
+    const discovery = await discoverRepositories(root, signal);
+    for (const skipped of discovery.skipped) {
+      this.#reportOnce(skipped.name, "folder skipped: not a bare repository", { reason: skipped.reason });
+    }
+
+    const firstStart = !this.#baselineRecorded;
+    const present = new Set(discovery.repositories);
+    const gone = [...store.state().repositories.keys()].filter((name) => !present.has(name));
+
+    let next = 0;
+    const worker = async () => {
+      while (next < discovery.repositories.length) {
+        const repository = discovery.repositories[next++]!;
+        await this.#pollRepository(repository, firstStart);
+      }
+    };
+    await Promise.all(Array.from({ length: MAX_CONCURRENT_SNAPSHOTS }, worker));
+
+    for (const repository of gone) {
+      await this.#commitDiff(repository, store.snapshot(repository) ?? null, null);
+    }
+
+    if (firstStart) {
+      // An empty commit writes the checkpoint, which marks the baseline as
+      // recorded for later starts too.
+      await store.commit([]);
+      this.#baselineRecorded = true;
+      logger.info("baseline recorded", { repositories: discovery.repositories.length });
+    }
+  }
+
+  async #run(): Promise<void> {
+    const { logger, pollIntervalMs } = this.#options;
+    const signal = this.#abort.signal;
+
+    while (!signal.aborted) {
+      try {
+        await this.#sleep(pollIntervalMs, signal);
+        await this.poll();
+      } catch (error) {
+        if (isAbortError(error)) break;
+        // The next poll retries; the committed state is unchanged.
+        logger.error("poll failed", { error, root: this.#options.root });
+      }
+    }
+  }
+
+  async #sleep(ms: number, signal: AbortSignal): Promise<void> {
+    const wakeController = new AbortController();
+    this.#wake = () => wakeController.abort();
+    const onAbort = () => wakeController.abort();
+    signal.addEventListener("abort", onAbort);
+    try {
+      await delay(wakeController.signal, ms);
+    } catch (error) {
+      if (!isAbortError(error)) throw error;
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      this.#wake = null;
+    }
+    signal.throwIfAborted();
+  }
+
+  async #pollRepository(repository: string, firstStart: boolean): Promise<void> {
+    const { root, store, logger } = this.#options;
+    const gitDir = path.join(root, repository);
+    const previous = store.snapshot(repository) ?? null;
+
+    let current: RepositorySnapshot;
+    try {
+      current = await readSnapshot(gitDir, previous?.objectFormat, this.#abort.signal);
+    } catch (error) {
+      if (isAbortError(error)) throw error;
+      // Removed during the snapshot, or not readable by git: the next poll
+      // either reads it or finds it gone.
+      this.#reportOnce(repository, "repository skipped: snapshot failed", { error });
+      return;
+    }
+    this.#reportedErrors.delete(repository);
+
+    if (firstStart) {
+      await store.commit([{ repository, snapshot: current, events: [] }]);
+      logger.debug("repository recorded as baseline", { repository, refs: current.refs.size });
+      return;
+    }
+
+    if (previous !== null && previous.objectFormat !== current.objectFormat) {
+      // Removed and created again with another object format between polls.
+      await this.#commitDiff(repository, previous, null);
+      await this.#commitDiff(repository, null, current);
+      return;
+    }
+    await this.#commitDiff(repository, previous, current);
+  }
+
+  async #commitDiff(
+    repository: string,
+    previous: RepositorySnapshot | null,
+    current: RepositorySnapshot | null,
+  ): Promise<void> {
+    const diff = diffSnapshots(previous, current);
+    const changed =
+      diff.repositoryCreated || diff.repositoryDeleted || diff.refChanges.length > 0 || diff.headChange !== null;
+    if (!changed) return;
+
+    const batchId = randomUUID();
+    const events = await classifyChanges({
+      repository,
+      gitDir: path.join(this.#options.root, repository),
+      previous,
+      current,
+      diff,
+      batchId,
+      observedAt: new Date(),
+      signal: this.#abort.signal,
+    });
+    const change: RepositoryChange = { repository, snapshot: current, events };
+    const committed = await this.#options.store.commit([change]);
+
+    this.#options.logger.info("changes committed", {
+      repository,
+      batchId,
+      events: committed.length,
+      firstSequence: committed[0]?.sequence,
+      lastSequence: committed.at(-1)?.sequence,
+    });
+  }
+
+  #reportOnce(key: string, message: string, fields: Record<string, unknown>): void {
+    const text = JSON.stringify(fields, (_, value) => (value instanceof Error ? value.message : value));
+    if (this.#reportedErrors.get(key) === text) return;
+    this.#reportedErrors.set(key, text);
+    this.#options.logger.warn(message, { repository: key, ...fields });
+  }
+}
