@@ -40,7 +40,7 @@ interface Setting {
   flag: string;
   env: string;
   key: keyof ServiceConfig;
-  kind: "string" | "integer" | "level";
+  kind: "string" | "integer" | "level" | "listen";
   /** Smallest accepted value of an integer setting. */
   minimum?: number;
   help: string;
@@ -49,7 +49,7 @@ interface Setting {
 const SETTINGS: readonly Setting[] = [
   { flag: "root", env: "GITSTORE_ROOT", key: "root", kind: "string", help: "folder of the bare repositories to watch" },
   { flag: "data-dir", env: "GITSTORE_DATA_DIR", key: "dataDir", kind: "string", help: "folder of the event journal and snapshots" },
-  { flag: "listen", env: "GITSTORE_LISTEN", key: "listen", kind: "string", help: "HOST:PORT to serve gRPC on; port 0 picks a free port" },
+  { flag: "listen", env: "GITSTORE_LISTEN", key: "listen", kind: "listen", help: "HOST:PORT to serve gRPC on; port 0 picks a free port" },
   {
     flag: "poll-interval",
     env: "GITSTORE_POLL_INTERVAL_MS",
@@ -120,15 +120,20 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
     config[setting.key] = parseValue(setting, raw, source);
   }
 
-  const result = config as unknown as ServiceConfig;
-  parseListenAddress(result.listen);
-  return result;
+  return config as unknown as ServiceConfig;
 }
 
 function parseValue(setting: Setting, raw: string, source: string): string | number {
   switch (setting.kind) {
     case "string":
       if (raw.trim() === "") throw new ConfigError(`${source} is empty; give a value (${setting.help})`);
+      return raw;
+    case "listen":
+      try {
+        parseListenAddress(raw);
+      } catch (error) {
+        throw new ConfigError(`${source}: ${(error as Error).message}`);
+      }
       return raw;
     case "level":
       if (!LOG_LEVELS.includes(raw)) throw new ConfigError(`${source} has invalid value ${JSON.stringify(raw)}; use one of ${LOG_LEVELS.join(", ")}`);

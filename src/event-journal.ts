@@ -164,16 +164,7 @@ export class FileEventJournal implements EventJournal {
     // newline is empty unless a crash cut a write short.
     const lines = text.split("\n");
     const tornLine = lines.pop() ?? "";
-    const events = lines.map((line, index) => {
-      try {
-        return GitEvent.fromJSON(JSON.parse(line));
-      } catch (error) {
-        throw new Error(
-          `journal file ${file} has an invalid event on line ${index + 1}; restore the data folder from a backup or move the file away`,
-          { cause: error },
-        );
-      }
-    });
+    const events = lines.map((line, index) => parseEventLine(file, line, index));
     const validLength = text.length - tornLine.length;
 
     if (validLength < text.length) {
@@ -196,11 +187,12 @@ export class FileEventJournal implements EventJournal {
   async #readSegment(segment: Segment): Promise<GitEvent[]> {
     if (this.#parsedSegment?.file === segment.file) return this.#parsedSegment.events;
 
-    const text = await readFile(path.join(this.#options.directory, segment.file), "utf8");
+    const file = path.join(this.#options.directory, segment.file);
+    const text = await readFile(file, "utf8");
     const events = text
       .split("\n")
       .filter((line) => line !== "")
-      .map((line) => GitEvent.fromJSON(JSON.parse(line)));
+      .map((line, index) => parseEventLine(file, line, index));
     this.#parsedSegment = { file: segment.file, events };
     return events;
   }
@@ -235,6 +227,17 @@ export class FileEventJournal implements EventJournal {
     const firstSequence = this.firstSequence;
     const stale = this.#cache.findIndex((event) => event.sequence >= firstSequence);
     if (stale > 0) this.#cache.splice(0, stale);
+  }
+}
+
+function parseEventLine(file: string, line: string, index: number): GitEvent {
+  try {
+    return GitEvent.fromJSON(JSON.parse(line));
+  } catch (error) {
+    throw new Error(
+      `journal file ${file} has an invalid event on line ${index + 1}; restore the data folder from a backup or move the file away`,
+      { cause: error },
+    );
   }
 }
 

@@ -134,7 +134,12 @@ export function compileRefPattern(pattern: string): RegExp {
 
   // Without glob characters, "refs/tags" also matches refs under it.
   const suffix = hasGlob ? "" : pattern.endsWith("/") ? ".*" : "(?:/.*)?";
-  return new RegExp(`^${source}${suffix}$`, "s");
+  try {
+    return new RegExp(`^${source}${suffix}$`, "s");
+  } catch (error) {
+    // A character class such as "[z-a]" whose range is out of order.
+    return fail(`it is not a valid glob (${(error as Error).message})`);
+  }
 }
 
 function escapeRegExp(text: string): string {

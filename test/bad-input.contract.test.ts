@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+
+import { ClientError, Status } from "nice-grpc";
+
+import { GitEventType } from "../src/types.js";
+import { commit, Fixture, git, startTestService, StreamRecorder, type TestService } from "./helpers.js";
+
+let fixture: Fixture;
+let server: TestService;
+let clone: string;
+
+before(async () => {
+  fixture = new Fixture();
+  fixture.createBare("acme/catalog.git");
+  clone = fixture.createClone("acme/catalog.git");
+  git(clone, "push", "-q", "origin", "main");
+  server = await startTestService(fixture);
+});
+
+after(async () => {
+  await server.stop();
+  fixture.remove();
+});
+
+async function watchError(request: Parameters<TestService["client"]["watch"]>[0]): Promise<ClientError> {
+  try {
+    for await (const response of server.client.watch(request)) {
+      assert.fail(`expected an error, got ${JSON.stringify(response)}`);
+    }
+  } catch (error) {
+    assert.ok(error instanceof ClientError, `expected a ClientError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail("the stream ended without an error");
+}
+
+describe("invalid watch requests", () => {
+  const invalidRepositories = ["../outside.git", "/etc", "acme/../../x.git", "acme//catalog.git", "./acme", "a\\b.git", ""];
+  for (const name of invalidRepositories) {
+    test(`repository ${JSON.stringify(name)} is INVALID_ARGUMENT`, async () => {
+      const error = await watchError({ repositories: [name] });
+      assert.equal(Status[error.code], "INVALID_ARGUMENT");
+      assert.ok(error.details.includes(JSON.stringify(name)), error.details);
+    });
+  }
+
+  const invalidPatterns = ["heads/*", "refs/tags/[v", "", "refs/heads/a b"];
+  for (const pattern of invalidPatterns) {
+    test(`pattern ${JSON.stringify(pattern)} is INVALID_ARGUMENT`, async () => {
+      const error = await watchError({ refPatterns: ["refs/heads/*", pattern] });
+      assert.equal(Status[error.code], "INVALID_ARGUMENT");
+      assert.ok(error.details.includes(JSON.stringify(pattern)), error.details);
+    });
+  }
+
+  for (const type of [0, 99]) {
+    test(`event type ${type} is INVALID_ARGUMENT`, async () => {
+      const error = await watchError({ eventTypes: [GitEventType.GIT_EVENT_TYPE_TAG_CREATED, type] });
+      assert.equal(Status[error.code], "INVALID_ARGUMENT");
+      assert.match(error.details, new RegExp(`event type ${type}`));
+    });
+  }
+});
+
+describe("invalid ListRefs requests", () => {
+  test("name leaving the root is INVALID_ARGUMENT", async () => {
+    await assert.rejects(server.client.listRefs({ repository: "../../etc/passwd" }), (error: unknown) => {
+      assert.ok(error instanceof ClientError);
+      assert.equal(Status[error.code], "INVALID_ARGUMENT");
+      assert.match(error.details, /"\.\.\/\.\.\/etc\/passwd"/);
+      return true;
+    });
+  });
+
+  test("unknown repository is NOT_FOUND", async () => {
+    await assert.rejects(server.client.listRefs({ repository: "missing.git" }), (error: unknown) => {
+      assert.ok(error instanceof ClientError);
+      assert.equal(Status[error.code], "NOT_FOUND");
+      assert.match(error.details, /"missing\.git"/);
+      return true;
+    });
+  });
+});
+
+describe("folders that are not repositories", () => {
+  test("broken folders are logged and skipped", async () => {
+    mkdirSync(path.join(fixture.root, "empty.git"));
+    mkdirSync(path.join(fixture.root, "half.git"));
+    writeFileSync(path.join(fixture.root, "half.git", "HEAD"), "ref: refs/heads/main\n");
+    // Looks like a repository to the layout check, but git rejects its HEAD.
+    const corrupt = path.join(fixture.root, "corrupt.git");
+    mkdirSync(path.join(corrupt, "objects"), { recursive: true });
+    mkdirSync(path.join(corrupt, "refs"), { recursive: true });
+    writeFileSync(path.join(corrupt, "HEAD"), "not a ref\n");
+
+    const cursor = server.service.store.sequence;
+    const recorder = new StreamRecorder(server.client, { afterSequence: cursor });
+    try {
+      const head = commit(clone, "after broken folders");
+      git(clone, "push", "-q", "origin", "main");
+      const [event] = await recorder.waitForEvents(1);
+      assert.equal(event!.repository, "acme/catalog.git");
+      assert.equal(event!.newOid, head);
+    } finally {
+      await recorder.close();
+    }
+
+    const warnings = server.logger.records.filter((record) => record.level === "warn");
+    const warned = (name: string) => warnings.filter((record) => record.fields.repository === name);
+    assert.equal(warned("empty.git").length, 1);
+    assert.equal(warned("half.git").length, 1);
+    assert.equal(warned("corrupt.git").length, 1);
+    assert.equal(server.service.store.snapshot("corrupt.git"), undefined);
+  });
+
+  test("server still serves after bad requests", async () => {
+    const listing = await server.client.listRefs({ repository: "acme/catalog.git" });
+    assert.equal(listing.refs[0]!.name, "refs/heads/main");
+  });
+});
