@@ -149,6 +149,11 @@ async function* streamEvents(
 ): AsyncGenerator<WatchResponse> {
   const { store, heartbeatIntervalMs } = options;
   let cursor = start;
+
+  // A first heartbeat tells a watcher that started "from now" which
+  // sequence that is, so it can resume without a gap if the stream drops
+  // before the first event.
+  yield { response: { $case: "heartbeat", value: { sequence: cursor, sentAt: new Date() } } };
   let nextHeartbeatAt = Date.now() + jittered(heartbeatIntervalMs);
 
   for (;;) {
