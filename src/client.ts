@@ -1,4 +1,4 @@
-import { delay, isAbortError } from "abort-controller-x";
+import { delay, isAbortError, throwIfAborted } from "abort-controller-x";
 import {
   ChannelCredentials,
   ClientError,
@@ -139,7 +139,8 @@ export function isCursorOutOfRange(error: unknown): boolean {
 export async function* watchEvents(address: string, options: WatchOptions = {}): AsyncGenerator<WatchItem, void, undefined> {
   const settings = checkOptions(options);
   const signal = options.signal ?? new AbortController().signal;
-  signal.throwIfAborted();
+  // Throws AbortError whatever the signal's reason, as every later wait does.
+  throwIfAborted(signal);
 
   const channel = createChannel(address, options.credentials ?? ChannelCredentials.createInsecure(), options.channelOptions);
   const client = createClient(GitEventServiceDefinition, channel);
@@ -242,7 +243,10 @@ interface BackoffSettings {
 
 /** Returns the wait before reconnect attempt `attempt` (from 1), in milliseconds. */
 export function backoffDelay(settings: Omit<BackoffSettings, "heartbeatTimeoutMs">, attempt: number): number {
-  const base = Math.min(settings.maxBackoffMs, settings.initialBackoffMs * settings.backoffMultiplier ** (attempt - 1));
+  // The power overflows to Infinity after about a thousand attempts, and
+  // 0 * Infinity is NaN, so a zero initial backoff stays zero explicitly.
+  const growth = settings.backoffMultiplier ** (attempt - 1);
+  const base = settings.initialBackoffMs === 0 ? 0 : Math.min(settings.maxBackoffMs, settings.initialBackoffMs * growth);
   const jitter = 1 + settings.backoffJitter * (2 * Math.random() - 1);
   return Math.round(Math.min(settings.maxBackoffMs, base * jitter));
 }

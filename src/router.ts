@@ -1,5 +1,5 @@
 import { GitEventType, ObjectType, zeroOid, type GitEvent } from "./types.js";
-import { compileRefPattern } from "./watch-filter.js";
+import { compileRefPattern, InvalidRequestError } from "./watch-filter.js";
 
 /** What the API does with one event. */
 export type Decision =
@@ -29,7 +29,16 @@ export const DEFAULT_RELEASE_TAG_PATTERN = "v*";
  * Throws InvalidRequestError when the release tag pattern is invalid.
  */
 export function createRouter(config: RouterConfig = {}): (event: GitEvent) => Decision {
-  const releaseTag = compileRefPattern(`refs/tags/${config.releaseTagPattern ?? DEFAULT_RELEASE_TAG_PATTERN}`);
+  const pattern = config.releaseTagPattern ?? DEFAULT_RELEASE_TAG_PATTERN;
+  let releaseTag: RegExp;
+  try {
+    releaseTag = compileRefPattern(`refs/tags/${pattern}`);
+  } catch (error) {
+    if (!(error instanceof InvalidRequestError)) throw error;
+    throw new InvalidRequestError(
+      `invalid release tag pattern ${JSON.stringify(pattern)}: it is not a valid glob over tag names; use one such as "v*" or "release-*"`,
+    );
+  }
   return (event) => routeEvent(event, releaseTag);
 }
 
@@ -81,6 +90,8 @@ function routeEvent(event: GitEvent, releaseTag: RegExp): Decision {
 
     case GitEventType.GIT_EVENT_TYPE_UNSPECIFIED:
     case GitEventType.UNRECOGNIZED:
+    default:
+      // Also types added to the contract after this router was written.
       return ignore(`unknown event type ${event.type}`);
   }
 }

@@ -1,7 +1,9 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 import { createChannel, createClient, type Channel, type Client } from "nice-grpc";
 
@@ -243,4 +245,46 @@ export async function waitForSequence(service: RunningService, sequence: number)
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/** The built server entry point, as `npm start` runs it. */
+export const SERVER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "dist", "server.js");
+
+/** A server process with its stderr log lines parsed as JSON. */
+export interface ServerProcess {
+  child: ChildProcess;
+  logs: Record<string, unknown>[];
+  port: number;
+  exited: Promise<number | null>;
+}
+
+/** Starts `node dist/server.js` with `args` and waits for its "server started" log line. */
+export async function spawnServer(args: string[]): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [SERVER_ENTRY, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  const logs: Record<string, unknown>[] = [];
+  let buffer = "";
+
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within ${WAIT_MS} ms: ${buffer}`)), WAIT_MS);
+    child.stderr!.setEncoding("utf8");
+    child.stderr!.on("data", (chunk: string) => {
+      buffer += chunk;
+      const lines = buffer.split("\n");
+      buffer = lines.pop()!;
+      for (const line of lines) {
+        const record = JSON.parse(line) as Record<string, unknown>;
+        logs.push(record);
+        if (record.message === "server started") {
+          clearTimeout(timer);
+          resolve(Number(String(record.listen).split(":").at(-1)));
+        }
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before it started: ${buffer}`));
+    });
+  });
+  return { child, logs, port, exited };
 }

@@ -1,55 +1,14 @@
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { after, describe, test } from "node:test";
 
 import { ClientError, createChannel, createClient, Status } from "nice-grpc";
 
 import { GitEventServiceDefinition } from "../src/generated/gitstore/git/v1/events.js";
 import { GitEventType } from "../src/types.js";
-import { commit, Fixture, git, StreamRecorder, WAIT_MS } from "./helpers.js";
-
-const SERVER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "dist", "server.js");
-
-/** A server process with its stderr log lines parsed as JSON. */
-interface ServerProcess {
-  child: ChildProcess;
-  logs: Record<string, unknown>[];
-  port: number;
-  exited: Promise<number | null>;
-}
-
-async function spawnServer(args: string[]): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [SERVER_ENTRY, ...args], { stdio: ["ignore", "pipe", "pipe"] });
-  const exited = once(child, "exit").then(([code]) => code as number | null);
-  const logs: Record<string, unknown>[] = [];
-  let buffer = "";
-
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start within ${WAIT_MS} ms: ${buffer}`)), WAIT_MS);
-    child.stderr!.setEncoding("utf8");
-    child.stderr!.on("data", (chunk: string) => {
-      buffer += chunk;
-      const lines = buffer.split("\n");
-      buffer = lines.pop()!;
-      for (const line of lines) {
-        const record = JSON.parse(line) as Record<string, unknown>;
-        logs.push(record);
-        if (record.message === "server started") {
-          clearTimeout(timer);
-          resolve(Number(String(record.listen).split(":").at(-1)));
-        }
-      }
-    });
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code} before it started: ${buffer}`));
-    });
-  });
-  return { child, logs, port, exited };
-}
+import { commit, Fixture, git, SERVER_ENTRY, spawnServer, StreamRecorder } from "./helpers.js";
 
 async function runToExit(args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const child = spawn(process.execPath, [SERVER_ENTRY, ...args], { stdio: ["ignore", "pipe", "pipe"] });
