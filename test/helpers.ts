@@ -247,6 +247,17 @@ export async function waitForSequence(service: RunningService, sequence: number)
   }
 }
 
+/** The JavaScript runtimes the built sources run on. */
+export type Runtime = "node" | "deno";
+
+/** The Deno 2 binary that the `deno` npm package installs. */
+export const DENO_BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "node_modules", ".bin", "deno");
+
+/** Returns the command and arguments that run a built entry point on `runtime`. */
+export function runtimeCommand(runtime: Runtime, entry: string, args: readonly string[]): [string, string[]] {
+  return runtime === "node" ? [process.execPath, [entry, ...args]] : [DENO_BIN, ["run", "--allow-all", "--quiet", entry, ...args]];
+}
+
 /** The built server entry point, as `npm start` runs it. */
 export const SERVER_ENTRY = path.join(path.dirname(fileURLToPath(import.meta.url)), "..", "dist", "server.js");
 
@@ -259,8 +270,8 @@ export interface ServerProcess {
 }
 
 /** Starts `node dist/server.js` with `args` and waits for its "server started" log line. */
-export async function spawnServer(args: string[]): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [SERVER_ENTRY, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+export async function spawnServer(args: string[], runtime: Runtime = "node"): Promise<ServerProcess> {
+  const child = spawn(...runtimeCommand(runtime, SERVER_ENTRY, args), { stdio: ["ignore", "pipe", "pipe"] });
   const exited = once(child, "exit").then(([code]) => code as number | null);
   const logs: Record<string, unknown>[] = [];
   let buffer = "";
