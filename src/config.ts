@@ -11,6 +11,8 @@ export interface ServiceConfig {
   /** Host and port to listen on, such as "127.0.0.1:50051" or "[::1]:0". */
   listen: string;
   pollIntervalMs: number;
+  /** Whether file notifications trigger snapshots between polls. */
+  fileNotifications: boolean;
   heartbeatIntervalMs: number;
   /** Minimum number of events kept for replay by cursor. */
   retainedEvents: number;
@@ -23,6 +25,7 @@ export const DEFAULT_CONFIG: ServiceConfig = {
   dataDir: "data",
   listen: "127.0.0.1:50051",
   pollIntervalMs: 1000,
+  fileNotifications: true,
   heartbeatIntervalMs: 15_000,
   retainedEvents: 100_000,
   logLevel: "info",
@@ -40,7 +43,7 @@ interface Setting {
   flag: string;
   env: string;
   key: keyof ServiceConfig;
-  kind: "string" | "integer" | "level" | "listen";
+  kind: "string" | "integer" | "level" | "listen" | "boolean";
   /** Smallest accepted value of an integer setting. */
   minimum?: number;
   help: string;
@@ -57,6 +60,13 @@ const SETTINGS: readonly Setting[] = [
     kind: "integer",
     minimum: 10,
     help: "milliseconds between two polls of every repository",
+  },
+  {
+    flag: "file-notifications",
+    env: "GITSTORE_FILE_NOTIFICATIONS",
+    key: "fileNotifications",
+    kind: "boolean",
+    help: "true to snapshot a repository as soon as its refs change on disk, false to rely on polling",
   },
   {
     flag: "heartbeat-interval",
@@ -123,11 +133,16 @@ export function parseConfig(argv: readonly string[], env: Record<string, string 
   return config as unknown as ServiceConfig;
 }
 
-function parseValue(setting: Setting, raw: string, source: string): string | number {
+function parseValue(setting: Setting, raw: string, source: string): string | number | boolean {
   switch (setting.kind) {
     case "string":
       if (raw.trim() === "") throw new ConfigError(`${source} is empty; give a value (${setting.help})`);
       return raw;
+    case "boolean":
+      if (raw !== "true" && raw !== "false") {
+        throw new ConfigError(`${source} has invalid value ${JSON.stringify(raw)}; use true or false (${setting.help})`);
+      }
+      return raw === "true";
     case "listen":
       try {
         parseListenAddress(raw);

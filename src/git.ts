@@ -58,6 +58,11 @@ export async function runGit(
       maxBuffer: MAX_GIT_OUTPUT_BYTES,
       stripFinalNewline: false,
       reject: false,
+      // execa's cleanup hooks signals through signal-exit, which under Deno
+      // re-raises SIGTERM past the server's own handler. A git call left
+      // running at exit ends by itself within moments, and the abort signal
+      // already stops calls on shutdown.
+      cleanup: false,
       // Never ask for credentials or open an editor from a service process.
       env: { GIT_TERMINAL_PROMPT: "0", GIT_EDITOR: "true", LC_ALL: "C" },
     });

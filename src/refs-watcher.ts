@@ -6,6 +6,7 @@ import { delay, isAbortError } from "abort-controller-x";
 import { classifyChanges } from "./change-classifier.js";
 import { readSnapshot } from "./git.js";
 import type { Logger } from "./logger.js";
+import { RefChangeNotifier } from "./ref-change-notifier.js";
 import type { RefStore, RepositoryChange } from "./ref-store.js";
 import { discoverRepositories } from "./repository-discovery.js";
 import { diffSnapshots } from "./snapshot-diff.js";
@@ -18,14 +19,22 @@ export interface RefsWatcherOptions {
   /** Folder whose bare repositories are watched. */
   root: string;
   store: RefStore;
-  /** Time between two polls, in milliseconds. */
+  /** Time between two polls of every repository, in milliseconds. */
   pollIntervalMs: number;
+  /**
+   * Whether file notifications trigger a snapshot of the repository that
+   * changed, between polls. Default true.
+   */
+  fileNotifications?: boolean;
   logger: Logger;
 }
 
 /**
  * Watches every bare repository under a root folder: polls them, diffs each
  * snapshot against the committed one and commits the differences as events.
+ * File notifications on a repository's refs trigger a snapshot of that
+ * repository at once; the poll finds new and removed repositories and is
+ * the safety net for notifications that never came.
  *
  * On the very first start (an empty data folder) the repositories found are
  * recorded as the baseline without events, since a watcher that wants the
@@ -37,6 +46,9 @@ export class RefsWatcher {
   readonly #abort = new AbortController();
   /** Last error logged per repository, so a broken one is logged once, not every poll. */
   readonly #reportedErrors = new Map<string, string>();
+  /** Repositories with file notifications since their last snapshot. */
+  readonly #dirty = new Set<string>();
+  readonly #notifier: RefChangeNotifier | null;
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
   #baselineRecorded: boolean;
@@ -47,13 +59,24 @@ export class RefsWatcher {
     }
     this.#options = options;
     this.#baselineRecorded = options.store.hadStoredState;
+    this.#notifier =
+      options.fileNotifications === false
+        ? null
+        : new RefChangeNotifier({
+            root: options.root,
+            logger: options.logger,
+            onChange: (repository) => {
+              this.#dirty.add(repository);
+              this.#wake?.();
+            },
+          });
   }
 
   /** Polls once, then keeps polling in the background until stop(). */
   async start(): Promise<void> {
     const { logger, root, pollIntervalMs } = this.#options;
     await this.poll();
-    logger.info("watcher started", { root: path.resolve(root), pollIntervalMs });
+    logger.info("watcher started", { root: path.resolve(root), pollIntervalMs, fileNotifications: this.#notifier !== null });
     this.#loop = this.#run();
   }
 
@@ -61,12 +84,8 @@ export class RefsWatcher {
   async stop(): Promise<void> {
     this.#abort.abort();
     await this.#loop;
+    this.#notifier?.close();
     this.#options.logger.info("watcher stopped", { root: path.resolve(this.#options.root) });
-  }
-
-  /** Starts the next poll now instead of at the end of the interval. */
-  pollSoon(): void {
-    this.#wake?.();
   }
 
   /**
@@ -86,14 +105,8 @@ export class RefsWatcher {
     const present = new Set(discovery.repositories);
     const gone = [...store.state().repositories.keys()].filter((name) => !present.has(name));
 
-    let next = 0;
-    const worker = async () => {
-      while (next < discovery.repositories.length) {
-        const repository = discovery.repositories[next++]!;
-        await this.#pollRepository(repository, firstStart);
-      }
-    };
-    await Promise.all(Array.from({ length: MAX_CONCURRENT_SNAPSHOTS }, worker));
+    await this.#pollRepositories(discovery.repositories, firstStart);
+    this.#notifier?.update(discovery.repositories);
 
     for (const repository of gone) {
       await this.#commitDiff(repository, store.snapshot(repository) ?? null, null);
@@ -108,29 +121,51 @@ export class RefsWatcher {
     }
   }
 
+  async #pollRepositories(repositories: readonly string[], firstStart: boolean): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < repositories.length) {
+        const repository = repositories[next++]!;
+        await this.#pollRepository(repository, firstStart);
+      }
+    };
+    await Promise.all(Array.from({ length: MAX_CONCURRENT_SNAPSHOTS }, worker));
+  }
+
   async #run(): Promise<void> {
-    const { logger, pollIntervalMs } = this.#options;
+    const { logger, pollIntervalMs, root } = this.#options;
     const signal = this.#abort.signal;
+    let nextPollAt = Date.now() + pollIntervalMs;
 
     while (!signal.aborted) {
       try {
-        await this.#sleep(pollIntervalMs, signal);
-        await this.poll();
+        await this.#sleepUntil(nextPollAt, signal);
+        if (Date.now() >= nextPollAt) {
+          nextPollAt = Date.now() + pollIntervalMs;
+          this.#dirty.clear();
+          await this.poll();
+        } else {
+          const changed = [...this.#dirty];
+          this.#dirty.clear();
+          await this.#pollRepositories(changed, false);
+        }
       } catch (error) {
         if (isAbortError(error)) break;
         // The next poll retries; the committed state is unchanged.
-        logger.error("poll failed", { error, root: this.#options.root });
+        logger.error("poll failed", { error, root });
       }
     }
   }
 
-  async #sleep(ms: number, signal: AbortSignal): Promise<void> {
+  /** Sleeps until `time` (epoch milliseconds) or until a repository is marked changed. */
+  async #sleepUntil(time: number, signal: AbortSignal): Promise<void> {
+    if (this.#dirty.size > 0) return;
     const wakeController = new AbortController();
     this.#wake = () => wakeController.abort();
     const onAbort = () => wakeController.abort();
     signal.addEventListener("abort", onAbort);
     try {
-      await delay(wakeController.signal, ms);
+      await delay(wakeController.signal, Math.max(0, time - Date.now()));
     } catch (error) {
       if (!isAbortError(error)) throw error;
     } finally {

@@ -42,7 +42,13 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
     repositories: store.state().repositories.size,
   });
 
-  const watcher = new RefsWatcher({ root, store, pollIntervalMs: config.pollIntervalMs, logger });
+  const watcher = new RefsWatcher({
+    root,
+    store,
+    pollIntervalMs: config.pollIntervalMs,
+    fileNotifications: config.fileNotifications,
+    logger,
+  });
   await watcher.start();
 
   const shutdown = new AbortController();

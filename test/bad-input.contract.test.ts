@@ -108,8 +108,16 @@ describe("folders that are not repositories", () => {
       await recorder.close();
     }
 
-    const warnings = server.logger.records.filter((record) => record.level === "warn");
-    const warned = (name: string) => warnings.filter((record) => record.fields.repository === name);
+    const warned = (name: string) =>
+      server.logger.records.filter((record) => record.level === "warn" && record.fields.repository === name);
+    // A poll whose discovery ran before the folders existed can report the
+    // push first, so wait for the warnings, then for one more poll.
+    const deadline = Date.now() + 15_000;
+    while (warned("corrupt.git").length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const polled = server.service.store.sequence;
+    git(clone, "push", "-q", "origin", "main:refs/heads/after-warnings");
+    while (server.service.store.sequence === polled && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+
     assert.equal(warned("empty.git").length, 1);
     assert.equal(warned("half.git").length, 1);
     assert.equal(warned("corrupt.git").length, 1);
@@ -118,6 +126,6 @@ describe("folders that are not repositories", () => {
 
   test("server still serves after bad requests", async () => {
     const listing = await server.client.listRefs({ repository: "acme/catalog.git" });
-    assert.equal(listing.refs[0]!.name, "refs/heads/main");
+    assert.ok(listing.refs.some((ref) => ref.name === "refs/heads/main"));
   });
 });

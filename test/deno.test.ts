@@ -20,16 +20,19 @@ describe("Deno 2 and Node from the same build", () => {
 
   test("Deno server streams to Node client", async () => {
     const server = await spawnServer(
-      ["--root", fixture.root, "--data-dir", path.join(fixture.dir, "deno-data"), "--listen", "127.0.0.1:0", "--poll-interval", "50"],
+      // The idle heartbeat makes the server run a few seconds before the
+      // push: signal handling once broke only after the first seconds.
+      ["--root", fixture.root, "--data-dir", path.join(fixture.dir, "deno-data"), "--listen", "127.0.0.1:0", "--poll-interval", "50", "--heartbeat-interval", "2500"],
       "deno",
     );
     const abort = new AbortController();
     try {
       const head = commit(clone, "for deno server");
       let pushed = false;
+      let heartbeats = 0;
       for await (const item of watchEvents(`127.0.0.1:${server.port}`, { signal: AbortSignal.any([abort.signal, AbortSignal.timeout(WAIT_MS)]) })) {
-        if (!pushed) {
-          // The first heartbeat says the stream is open; push only then.
+        // The first heartbeat comes at once, the second after an idle interval.
+        if (item.type === "heartbeat" && ++heartbeats === 2 && !pushed) {
           git(clone, "push", "-q", "origin", "main");
           pushed = true;
         }

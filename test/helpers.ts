@@ -143,6 +143,9 @@ export async function startTestService(fixture: Fixture, overrides: Partial<Serv
       dataDir: fixture.dataDir,
       listen: "127.0.0.1:0",
       pollIntervalMs: TEST_POLL_INTERVAL_MS,
+      // Polling alone, so these tests cover the safety net; file
+      // notifications have tests of their own with polling slowed down.
+      fileNotifications: false,
       heartbeatIntervalMs: 1_000,
       ...overrides,
     },
