@@ -151,7 +151,7 @@ function eventTypeOf(change: RefChange, absent: string, fastForward: boolean): G
 
 /**
  * Returns the names of the branch moves that are fast-forwards. Git has no
- * single call that answers "is A an ancestor of B" for many pairs, so this
+ * single call that checks "is A an ancestor of B" for many pairs, so this
  * runs `git merge-base --is-ancestor` per move, a bounded number at once.
  * Moves where either side is not a commit skip git: they are force updates.
  */

@@ -7,13 +7,29 @@ import { classifyChanges } from "./change-classifier.js";
 import { readSnapshot } from "./git.js";
 import type { Logger } from "./logger.js";
 import { RefChangeNotifier } from "./ref-change-notifier.js";
+import { findRefLock } from "./ref-lock.js";
 import type { RefStore, RepositoryChange } from "./ref-store.js";
 import { discoverRepositories } from "./repository-discovery.js";
-import { diffSnapshots } from "./snapshot-diff.js";
+import { diffSnapshots, snapshotsEqual } from "./snapshot-diff.js";
 import type { RepositorySnapshot } from "./types.js";
 
 /** Repositories snapshotted at once during one poll; each is a few git processes. */
 const MAX_CONCURRENT_SNAPSHOTS = 4;
+
+/**
+ * Quiet time that a changed repository must show before its snapshot is
+ * committed, in milliseconds. A push of many refs updates them one at a
+ * time over seconds, and waiting until two snapshots this far apart agree
+ * turns the whole push into one batch.
+ */
+const SETTLE_MS = 50;
+
+/**
+ * Longest time a snapshot waits for the refs to settle or for git's ref
+ * locks to go, in milliseconds. After it, the refs as read are committed,
+ * and a lock still there is taken as left behind by a crashed git process.
+ */
+const MAX_SETTLE_MS = 10_000;
 
 export interface RefsWatcherOptions {
   /** Folder whose bare repositories are watched. */
@@ -48,6 +64,8 @@ export class RefsWatcher {
   readonly #reportedErrors = new Map<string, string>();
   /** Repositories with file notifications since their last snapshot. */
   readonly #dirty = new Set<string>();
+  /** When each repository was first seen with a ref lock, in epoch milliseconds. */
+  readonly #lockedSince = new Map<string, number>();
   readonly #notifier: RefChangeNotifier | null;
   #loop: Promise<void> | null = null;
   #wake: (() => void) | null = null;
@@ -182,7 +200,11 @@ export class RefsWatcher {
 
     let current: RepositorySnapshot;
     try {
-      current = await readSnapshot(gitDir, previous?.objectFormat, this.#abort.signal);
+      // The baseline is taken as it is: there is no earlier state to
+      // split a push against.
+      current = firstStart
+        ? await readSnapshot(gitDir, undefined, this.#abort.signal)
+        : await this.#readSettledSnapshot(repository, gitDir, previous);
     } catch (error) {
       if (isAbortError(error)) throw error;
       // Removed during the snapshot, or not readable by git: the next poll
@@ -205,6 +227,64 @@ export class RefsWatcher {
       return;
     }
     await this.#commitDiff(repository, previous, current);
+  }
+
+  /**
+   * Takes a snapshot and, when it differs from `previous` or git holds a ref
+   * lock, takes more until two in a row agree with no lock in between, so
+   * that one push becomes one batch. Gives up after MAX_SETTLE_MS.
+   */
+  async #readSettledSnapshot(
+    repository: string,
+    gitDir: string,
+    previous: RepositorySnapshot | null,
+  ): Promise<RepositorySnapshot> {
+    const signal = this.#abort.signal;
+    const deadline = Date.now() + MAX_SETTLE_MS;
+
+    let current = await readSnapshot(gitDir, previous?.objectFormat, signal);
+    const unchanged = previous !== null && snapshotsEqual(previous, current);
+    if (unchanged && !(await this.#isMidUpdate(repository, gitDir))) return current;
+
+    for (;;) {
+      if (Date.now() >= deadline) {
+        this.#reportOnce(`${repository}\0settle`, "refs still changing, so the snapshot is committed as read", {
+          repository,
+          maxSettleMs: MAX_SETTLE_MS,
+        });
+        return current;
+      }
+      await delay(signal, SETTLE_MS);
+      if (await this.#isMidUpdate(repository, gitDir)) continue;
+
+      const next = await readSnapshot(gitDir, current.objectFormat, signal);
+      if (snapshotsEqual(next, current)) return next;
+      current = next;
+    }
+  }
+
+  /**
+   * Tells whether git is updating refs of the repository right now, so that
+   * a snapshot would see only part of a push. A lock held longer than
+   * MAX_SETTLE_MS is logged once and ignored.
+   */
+  async #isMidUpdate(repository: string, gitDir: string): Promise<boolean> {
+    const lock = await findRefLock(gitDir);
+    if (lock === null) {
+      this.#lockedSince.delete(repository);
+      return false;
+    }
+
+    const since = this.#lockedSince.get(repository) ?? Date.now();
+    this.#lockedSince.set(repository, since);
+    if (Date.now() - since < MAX_SETTLE_MS) return true;
+
+    this.#reportOnce(
+      `${repository}\0lock`,
+      "ref lock held too long, so snapshots ignore it; remove it if no git process is running",
+      { repository, lock, maxSettleMs: MAX_SETTLE_MS },
+    );
+    return false;
   }
 
   async #commitDiff(
@@ -240,8 +320,9 @@ export class RefsWatcher {
     });
   }
 
+  /** Logs a warning unless the same one was the last logged for `key`. */
   #reportOnce(key: string, message: string, fields: Record<string, unknown>): void {
-    const text = JSON.stringify(fields, (_, value) => (value instanceof Error ? value.message : value));
+    const text = message + JSON.stringify(fields, (_, value) => (value instanceof Error ? value.message : value));
     if (this.#reportedErrors.get(key) === text) return;
     this.#reportedErrors.set(key, text);
     this.#options.logger.warn(message, { repository: key, ...fields });

@@ -45,7 +45,7 @@ async function searchFolder(
     entries = await readdir(folder, { withFileTypes: true });
   } catch (error) {
     // A folder removed while the search runs is simply gone.
-    if (isMissing(error) && relative !== "") return;
+    if (isMissingPath(error) && relative !== "") return;
     throw error;
   }
 
@@ -77,14 +77,15 @@ async function checkRepositoryLayout(folder: string): Promise<string | null> {
       const info = await stat(path.join(folder, required));
       if (!info.isDirectory()) return `${required} is not a folder`;
     } catch (error) {
-      if (isMissing(error)) return `has a HEAD file but no ${required} folder`;
+      if (isMissingPath(error)) return `has a HEAD file but no ${required} folder`;
       throw error;
     }
   }
   return null;
 }
 
-function isMissing(error: unknown): boolean {
+/** Whether a file-system error means the path does not exist (any more). */
+export function isMissingPath(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === "ENOENT" || code === "ENOTDIR";
 }

@@ -60,6 +60,15 @@ export function diffSnapshots(
   };
 }
 
+/** Whether two snapshots have the same object format, HEAD and refs. */
+export function snapshotsEqual(a: RepositorySnapshot, b: RepositorySnapshot): boolean {
+  if (a.objectFormat !== b.objectFormat || a.head !== b.head || a.refs.size !== b.refs.size) return false;
+  for (const [refName, oid] of a.refs) {
+    if (b.refs.get(refName) !== oid) return false;
+  }
+  return true;
+}
+
 /** Orders strings by UTF-16 code units, which is git's byte order for ASCII ref names. */
 export function compareBytes(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -7,7 +7,6 @@ import {
   commit,
   Fixture,
   git,
-  gitWithInput,
   startTestService,
   StreamRecorder,
   type TestService,
@@ -321,25 +320,6 @@ describe("object formats and bulk changes", () => {
     assert.equal(updated!.newOid, after);
     assert.equal(updated!.objectFormat, ObjectFormat.OBJECT_FORMAT_SHA256);
     assert.equal(created!.oldOid, "0".repeat(64));
-  });
-
-  test("one push of 10,000 tags is one batch", async () => {
-    const { clone, recorder } = await setUp();
-    const head = git(clone, "rev-parse", "HEAD");
-    const names = Array.from({ length: 10_000 }, (_, index) => `refs/tags/bulk-${String(index).padStart(5, "0")}`);
-    gitWithInput(clone, names.map((name) => `create ${name} ${head}\n`).join(""), "update-ref", "--stdin");
-    git(clone, "push", "-q", "origin", "--tags");
-
-    const events = await recorder.waitForEvents(10_000);
-    assert.deepEqual(
-      events.map((event) => event.refName),
-      names,
-    );
-    assert.ok(events.every((event) => event.type === GitEventType.GIT_EVENT_TYPE_TAG_CREATED));
-    assert.equal(new Set(events.map((event) => event.batchId)).size, 1);
-    assert.ok(events.every((event) => event.batchSize === 10_000));
-    assert.ok(events.every((event, index) => event.batchIndex === index));
-    assert.ok(events.every((event, index) => index === 0 || event.sequence === events[index - 1]!.sequence + 1));
   });
 
   test("pack-refs and gc produce no event", async () => {

@@ -8,7 +8,7 @@ import { ClientError, createChannel, createClient, Status } from "nice-grpc";
 
 import { GitEventServiceDefinition } from "../src/generated/gitstore/git/v1/events.js";
 import { GitEventType } from "../src/types.js";
-import { commit, Fixture, git, SERVER_ENTRY, spawnServer, StreamRecorder } from "./helpers.js";
+import { commit, Fixture, git, gitWithInput, SERVER_ENTRY, spawnServer, StreamRecorder } from "./helpers.js";
 
 async function runToExit(args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
   const child = spawn(process.execPath, [SERVER_ENTRY, ...args], { stdio: ["ignore", "pipe", "pipe"] });
@@ -63,6 +63,55 @@ describe("server process", () => {
       server.child.kill("SIGKILL");
     }
   });
+
+  // The server runs in its own process here: a push run with execFileSync
+  // would block an in-process server until the push is over.
+  for (const fileNotifications of ["true", "false"]) {
+    test(`10,000-tag push is one batch (file notifications ${fileNotifications})`, async () => {
+      const bulk = new Fixture();
+      bulk.createBare("bulk.git");
+      const clone = bulk.createClone("bulk.git");
+      git(clone, "push", "-q", "origin", "main");
+      const head = git(clone, "rev-parse", "HEAD");
+      const names = Array.from({ length: 10_000 }, (_, index) => `refs/tags/bulk-${String(index).padStart(5, "0")}`);
+      gitWithInput(clone, names.map((name) => `create ${name} ${head}\n`).join(""), "update-ref", "--stdin");
+
+      const server = await spawnServer([
+        "--root",
+        bulk.root,
+        "--data-dir",
+        bulk.dataDir,
+        "--listen",
+        "127.0.0.1:0",
+        "--poll-interval",
+        "50",
+        "--file-notifications",
+        fileNotifications,
+      ]);
+      const channel = createChannel(`127.0.0.1:${server.port}`);
+      const recorder = new StreamRecorder(createClient(GitEventServiceDefinition, channel), { afterSequence: 0 });
+      try {
+        git(clone, "push", "-q", "origin", "--tags");
+        const events = await recorder.waitForEvents(10_000);
+
+        assert.deepEqual(
+          events.map((event) => event.refName),
+          names,
+        );
+        assert.ok(events.every((event) => event.type === GitEventType.GIT_EVENT_TYPE_TAG_CREATED));
+        assert.equal(new Set(events.map((event) => event.batchId)).size, 1);
+        assert.ok(events.every((event) => event.batchSize === 10_000));
+        assert.ok(events.every((event, index) => event.batchIndex === index));
+        assert.ok(events.every((event, index) => event.sequence === index + 1));
+      } finally {
+        await recorder.close();
+        channel.close();
+        server.child.kill("SIGTERM");
+        await server.exited;
+        bulk.remove();
+      }
+    });
+  }
 
   test("invalid flag value exits 2 naming it", async () => {
     const result = await runToExit(["--poll-interval", "soon"]);
