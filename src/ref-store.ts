@@ -150,7 +150,15 @@ export class RefStore {
   async read(cursor: number, limit: number): Promise<GitEvent[]> {
     this.checkCursor(cursor);
     const sequence = this.#sequence;
-    const events = await this.#journal.read(cursor, limit);
+    let events: GitEvent[];
+    try {
+      events = await this.#journal.read(cursor, limit);
+    } catch (error) {
+      // Retention can delete the segment between the check and the read;
+      // then the cursor has just expired.
+      this.checkCursor(cursor);
+      throw error;
+    }
     // The journal may hold events a commit has not published yet.
     return events.filter((event) => event.sequence <= sequence);
   }

@@ -116,7 +116,7 @@ export class RefsWatcher {
 
     const discovery = await discoverRepositories(root, signal);
     for (const skipped of discovery.skipped) {
-      this.#reportOnce(skipped.name, "folder skipped: not a bare repository", { reason: skipped.reason });
+      this.#reportOnce(skipped.name, "folder skipped: not a bare repository", { repository: skipped.name, reason: skipped.reason });
     }
 
     const firstStart = !this.#baselineRecorded;
@@ -154,6 +154,7 @@ export class RefsWatcher {
     const { logger, pollIntervalMs, root } = this.#options;
     const signal = this.#abort.signal;
     let nextPollAt = Date.now() + pollIntervalMs;
+    let failing = false;
 
     while (!signal.aborted) {
       try {
@@ -169,8 +170,16 @@ export class RefsWatcher {
         }
       } catch (error) {
         if (isAbortError(error)) break;
-        // The next poll retries; the committed state is unchanged.
-        logger.error("poll failed", { error, root });
+        // The next poll retries; the committed state is unchanged. A root
+        // that stays unreadable is logged once, not every interval.
+        failing = true;
+        this.#reportOnce("\0poll", "poll failed; retrying at the next interval", { root, error }, "error");
+        continue;
+      }
+      if (failing) {
+        failing = false;
+        this.#reportedErrors.delete("\0poll");
+        logger.info("poll recovered", { root });
       }
     }
   }
@@ -209,7 +218,7 @@ export class RefsWatcher {
       if (isAbortError(error)) throw error;
       // Removed during the snapshot, or not readable by git: the next poll
       // either reads it or finds it gone.
-      this.#reportOnce(repository, "repository skipped: snapshot failed", { error });
+      this.#reportOnce(repository, "repository skipped: snapshot failed", { repository, error });
       return;
     }
     this.#reportedErrors.delete(repository);
@@ -320,11 +329,11 @@ export class RefsWatcher {
     });
   }
 
-  /** Logs a warning unless the same one was the last logged for `key`. */
-  #reportOnce(key: string, message: string, fields: Record<string, unknown>): void {
+  /** Logs a warning (or error) unless the same one was the last logged for `key`. */
+  #reportOnce(key: string, message: string, fields: Record<string, unknown>, level: "warn" | "error" = "warn"): void {
     const text = message + JSON.stringify(fields, (_, value) => (value instanceof Error ? value.message : value));
     if (this.#reportedErrors.get(key) === text) return;
     this.#reportedErrors.set(key, text);
-    this.#options.logger.warn(message, { repository: key, ...fields });
+    this.#options.logger[level](message, fields);
   }
 }
