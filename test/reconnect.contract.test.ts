@@ -287,9 +287,13 @@ describe("reconnect", () => {
     const server = await startTestService(fixture);
     cleanups.push(() => server.stop());
     const streamsBefore = server.logger.records.filter((record) => record.message === "watch ended").length;
+    // The test's own client channel to the server counts too, so compare.
+    const socketsBefore = countResources("TCPSocketWrap");
+    const timersBefore = countTimers();
 
     for await (const item of watchEvents(`127.0.0.1:${server.service.port}`, {})) {
       assert.equal(item.type, "heartbeat");
+      assert.ok(countResources("TCPSocketWrap") > socketsBefore, "the watch opened no socket");
       break;
     }
 
@@ -299,6 +303,10 @@ describe("reconnect", () => {
     assert.equal(ended(), streamsBefore + 1);
     const last = server.logger.records.filter((record) => record.message === "watch ended").at(-1)!;
     assert.equal(last.fields.cancelled, true);
+
+    while (countResources("TCPSocketWrap") > socketsBefore && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(countResources("TCPSocketWrap"), socketsBefore);
+    assert.ok(countTimers() <= timersBefore, `timers left: ${countTimers()} after, ${timersBefore} before`);
   });
 
   test("slow consumer gets every event once", async () => {
@@ -353,5 +361,9 @@ describe("reconnect", () => {
 });
 
 function countTimers(): number {
-  return process.getActiveResourcesInfo().filter((name) => name === "Timeout").length;
+  return countResources("Timeout");
+}
+
+function countResources(type: string): number {
+  return process.getActiveResourcesInfo().filter((name) => name === type).length;
 }
