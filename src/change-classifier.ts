@@ -61,19 +61,22 @@ export async function classifyChanges(input: ClassifyInput): Promise<Unsequenced
   };
   const events: UnsequencedEvent[] = [];
 
+  // Repository events carry no ref; the default branch goes in the targets.
+  const repositoryEvent = (type: GitEventType, targets: { oldTarget?: string; newTarget?: string }): UnsequencedEvent => ({
+    ...base,
+    ...targets,
+    refName: "",
+    type,
+    refKind: RefKind.REF_KIND_UNSPECIFIED,
+    oldOid: absent,
+    newOid: absent,
+    objectType: ObjectType.OBJECT_TYPE_UNSPECIFIED,
+    peeledOid: "",
+    isDefaultBranch: false,
+  });
+
   if (diff.repositoryCreated) {
-    events.push({
-      ...base,
-      refName: "",
-      type: GitEventType.GIT_EVENT_TYPE_REPOSITORY_CREATED,
-      refKind: RefKind.REF_KIND_UNSPECIFIED,
-      oldOid: absent,
-      newOid: absent,
-      objectType: ObjectType.OBJECT_TYPE_UNSPECIFIED,
-      peeledOid: "",
-      isDefaultBranch: false,
-      newTarget: current?.head ?? "",
-    });
+    events.push(repositoryEvent(GitEventType.GIT_EVENT_TYPE_REPOSITORY_CREATED, { newTarget: current?.head ?? "" }));
   }
 
   const head = current?.head ?? previous?.head ?? null;
@@ -112,18 +115,7 @@ export async function classifyChanges(input: ClassifyInput): Promise<Unsequenced
   }
 
   if (diff.repositoryDeleted) {
-    events.push({
-      ...base,
-      refName: "",
-      type: GitEventType.GIT_EVENT_TYPE_REPOSITORY_DELETED,
-      refKind: RefKind.REF_KIND_UNSPECIFIED,
-      oldOid: absent,
-      newOid: absent,
-      objectType: ObjectType.OBJECT_TYPE_UNSPECIFIED,
-      peeledOid: "",
-      isDefaultBranch: false,
-      oldTarget: previous?.head ?? "",
-    });
+    events.push(repositoryEvent(GitEventType.GIT_EVENT_TYPE_REPOSITORY_DELETED, { oldTarget: previous?.head ?? "" }));
   }
 
   return events.map((event, index) => ({ ...event, batchSize: events.length, batchIndex: index }));

@@ -1,6 +1,7 @@
 import { mkdir, open, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 
+import { appendFileDurably } from "./durable-file.js";
 import { GitEvent } from "./generated/gitstore/git/v1/events.js";
 import type { Logger } from "./logger.js";
 
@@ -97,7 +98,7 @@ export class FileEventJournal implements EventJournal {
       const chunk = events.slice(index, index + room);
       const text = chunk.map((event) => JSON.stringify(GitEvent.toJSON(event)) + "\n").join("");
       const segment = this.#segments.at(-1)!;
-      await appendDurably(path.join(this.#options.directory, segment.file), text);
+      await appendFileDurably(path.join(this.#options.directory, segment.file), text);
 
       this.#segmentLength += chunk.length;
       this.#lastSequence = chunk.at(-1)!.sequence;
@@ -243,14 +244,4 @@ function parseEventLine(file: string, line: string, index: number): GitEvent {
 
 function segmentFileName(firstSequence: number): string {
   return String(firstSequence).padStart(20, "0") + SEGMENT_SUFFIX;
-}
-
-async function appendDurably(file: string, text: string): Promise<void> {
-  const handle = await open(file, "a");
-  try {
-    await handle.writeFile(text, "utf8");
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -1,8 +1,9 @@
-import { mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 
 import { execute } from "abort-controller-x";
 
+import { replaceFileAtomically } from "./durable-file.js";
 import { FileEventJournal, type EventJournal } from "./event-journal.js";
 import type { Logger } from "./logger.js";
 import {
@@ -269,12 +270,12 @@ export class RefStore {
       head: snapshot.head,
       refs: [...snapshot.refs],
     };
-    await writeFileAtomically(file, JSON.stringify(stored));
+    await replaceFileAtomically(file, JSON.stringify(stored));
   }
 
   async #writeCheckpoint(): Promise<void> {
     const checkpoint: CheckpointFile = { sequence: this.#sequence };
-    await writeFileAtomically(this.#checkpointPath(), JSON.stringify(checkpoint));
+    await replaceFileAtomically(this.#checkpointPath(), JSON.stringify(checkpoint));
   }
 
   #checkpointPath(): string {
@@ -315,17 +316,4 @@ async function readJsonFile<T>(file: string): Promise<T | undefined> {
       cause: error,
     });
   }
-}
-
-/** Writes a file so that a crash leaves either the old or the new content. */
-async function writeFileAtomically(file: string, text: string): Promise<void> {
-  const temporary = `${file}.tmp`;
-  const handle = await open(temporary, "w");
-  try {
-    await handle.writeFile(text, "utf8");
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, file);
 }
