@@ -6,9 +6,8 @@ import type { Logger } from "./logger.js";
 
 /**
  * Time that notifications of one repository are gathered before the
- * callback runs, in milliseconds. A push writes several files (lock files,
- * then the refs), and one snapshot after the last of them sees the whole
- * push as one batch.
+ * callback runs, in milliseconds. A ref update writes a burst of files (a
+ * lock file, then the rename), and one callback per burst saves snapshots.
  */
 const SETTLE_MS = 15;
 

@@ -7,9 +7,10 @@ import { isMissingPath } from "./repository-discovery.js";
  * Returns the path, relative to `gitDir`, of a lock file that git holds
  * while a ref update is under way, or null when there is none. Git's files
  * backend creates `<ref>.lock` for every ref of a transaction before it
- * renames any of them into place, and `packed-refs.lock` or `HEAD.lock`
- * while it rewrites those, so a snapshot taken while a lock exists could
- * see only part of one push. A missing folder counts as no lock.
+ * renames any of them into place. It also holds `packed-refs.lock` or
+ * `HEAD.lock` while it rewrites those files. A snapshot taken while a lock
+ * exists could see only part of one push. A missing folder counts as no
+ * lock.
  */
 export async function findRefLock(gitDir: string): Promise<string | null> {
   let topLevel: string[];
