@@ -258,6 +258,9 @@ export class RefStore {
     }
   }
 
+  // TODO: write only the refs that changed. The whole snapshot file of the
+  // repository is rewritten on every commit, which costs time in proportion
+  // to its ref count even for a one-ref push.
   async #writeSnapshot(repository: string, snapshot: RepositorySnapshot | null): Promise<void> {
     const file = path.join(this.#options.dataDir, "snapshots", `${encodeURIComponent(repository)}.json`);
     if (snapshot === null) {

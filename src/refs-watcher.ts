@@ -251,6 +251,9 @@ export class RefsWatcher {
     const signal = this.#abort.signal;
     const deadline = Date.now() + MAX_SETTLE_MS;
 
+    // TODO: skip unchanged repositories by the modification times of their
+    // ref folders; for-each-ref reads every loose ref file on every poll,
+    // about a second of CPU for 100,000 loose refs.
     let current = await readSnapshot(gitDir, previous?.objectFormat, signal);
     const unchanged = previous !== null && snapshotsEqual(previous, current);
     if (unchanged && !(await this.#isMidUpdate(repository, gitDir))) return current;
