@@ -1,5 +1,5 @@
 import { GitEventType, ObjectType, zeroOid, type GitEvent } from "./types.js";
-import { compileRefPattern, InvalidRequestError } from "./watch-filter.js";
+import { compileRefPattern, InvalidRequestError, type RefPattern } from "./watch-filter.js";
 
 /** What the API does with one event. */
 export type Decision =
@@ -30,7 +30,7 @@ export const DEFAULT_RELEASE_TAG_PATTERN = "v*";
  */
 export function createRouter(config: RouterConfig = {}): (event: GitEvent) => Decision {
   const pattern = config.releaseTagPattern ?? DEFAULT_RELEASE_TAG_PATTERN;
-  let releaseTag: RegExp;
+  let releaseTag: RefPattern;
   try {
     releaseTag = compileRefPattern(`refs/tags/${pattern}`);
   } catch (error) {
@@ -42,7 +42,7 @@ export function createRouter(config: RouterConfig = {}): (event: GitEvent) => De
   return (event) => routeEvent(event, releaseTag);
 }
 
-function routeEvent(event: GitEvent, releaseTag: RegExp): Decision {
+function routeEvent(event: GitEvent, releaseTag: RefPattern): Decision {
   const repository = event.repository;
   const ref = event.refName;
   const ignore = (reason: string): Decision => ({ action: "ignore", repository, ref, reason });

@@ -65,7 +65,7 @@ export function compileWatchFilter(request: {
  * "..", no backslash and no control character.
  */
 export function validateRepositoryName(name: string): void {
-  const shown = JSON.stringify(name);
+  const shown = quote(name);
   const fail = (reason: string): never => {
     throw new InvalidRequestError(
       `invalid repository name ${shown}: ${reason}; use a path relative to the repository root, such as "acme/catalog.git"`,
@@ -83,13 +83,26 @@ export function validateRepositoryName(name: string): void {
   }
 }
 
+/** A compiled ref pattern. */
+export interface RefPattern {
+  test(refName: string): boolean;
+}
+
+type GlobToken =
+  | { kind: "literal"; char: string }
+  | { kind: "any" }
+  | { kind: "star" }
+  | { kind: "class"; negated: boolean; ranges: [string, string][] };
+
 /**
- * Compiles a git-style ref pattern into a regular expression. A pattern
- * matches a ref equal to it, a ref under it, or a ref it matches as a glob
- * in which "*" also matches "/", as `git for-each-ref` does.
+ * Compiles a git-style ref pattern. A pattern matches a ref equal to it, a
+ * ref under it, or a ref it matches as a glob in which "*" also matches
+ * "/", as `git for-each-ref` does. Matching takes time proportional to the
+ * pattern length times the ref length at most, unlike a backtracking
+ * regular expression, so no pattern a client sends can stall the server.
  */
-export function compileRefPattern(pattern: string): RegExp {
-  const shown = JSON.stringify(pattern);
+export function compileRefPattern(pattern: string): RefPattern {
+  const shown = quote(pattern);
   const fail = (reason: string): never => {
     throw new InvalidRequestError(
       `invalid ref pattern ${shown}: ${reason}; use a full ref name or glob such as "refs/heads/*" or "refs/tags/v*"`,
@@ -101,16 +114,17 @@ export function compileRefPattern(pattern: string): RegExp {
   if (!pattern.startsWith("refs/")) fail('it does not start with "refs/"');
   if (/[\u0000-\u0020\u007f]/.test(pattern)) fail("it contains a space or a control character");
 
-  let source = "";
+  const tokens: GlobToken[] = [];
   let hasGlob = false;
   for (let index = 0; index < pattern.length; index++) {
     const char = pattern[index]!;
     if (char === "*") {
       hasGlob = true;
-      source += ".*";
+      // Consecutive stars match what one star matches.
+      if (tokens.at(-1)?.kind !== "star") tokens.push({ kind: "star" });
     } else if (char === "?") {
       hasGlob = true;
-      source += ".";
+      tokens.push({ kind: "any" });
     } else if (char === "[") {
       hasGlob = true;
       const end = pattern.indexOf("]", index + 2);
@@ -119,29 +133,84 @@ export function compileRefPattern(pattern: string): RegExp {
       const negated = body.startsWith("!") || body.startsWith("^");
       if (negated) body = body.slice(1);
       if (body === "") fail(`the character class at position ${index + 1} is empty`);
-      const escaped = body.replace(/[\\\]^]/g, "\\$&");
-      source += negated ? `[^${escaped}]` : `[${escaped}]`;
+      tokens.push({ kind: "class", negated, ranges: parseClass(body, index + 1, fail) });
       index = end;
     } else if (char === "\\") {
       const next = pattern[index + 1];
       if (next === undefined) fail("it ends with a backslash");
-      source += escapeRegExp(next!);
+      tokens.push({ kind: "literal", char: next! });
       index += 1;
     } else {
-      source += escapeRegExp(char);
+      tokens.push({ kind: "literal", char });
     }
   }
 
-  // Without glob characters, "refs/tags" also matches refs under it.
-  const suffix = hasGlob ? "" : pattern.endsWith("/") ? ".*" : "(?:/.*)?";
-  try {
-    return new RegExp(`^${source}${suffix}$`, "s");
-  } catch (error) {
-    // A character class such as "[z-a]" whose range is out of order.
-    return fail(`it is not a valid glob (${(error as Error).message})`);
+  if (!hasGlob) {
+    // Without glob characters, "refs/tags" also matches refs under it.
+    const literal = tokens.map((token) => (token.kind === "literal" ? token.char : "")).join("");
+    const prefix = literal.endsWith("/") ? literal : `${literal}/`;
+    return { test: (refName) => refName === literal || refName.startsWith(prefix) };
+  }
+  return { test: (refName) => matchGlob(tokens, refName) };
+}
+
+function parseClass(body: string, position: number, fail: (reason: string) => never): [string, string][] {
+  const ranges: [string, string][] = [];
+  for (let index = 0; index < body.length; index++) {
+    const low = body[index]!;
+    if (body[index + 1] === "-" && index + 2 < body.length) {
+      const high = body[index + 2]!;
+      if (high < low) fail(`the range "${low}-${high}" in the character class at position ${position} is reversed`);
+      ranges.push([low, high]);
+      index += 2;
+    } else {
+      ranges.push([low, low]);
+    }
+  }
+  return ranges;
+}
+
+/**
+ * Matches a glob against a text by walking both once and, on a mismatch,
+ * going back only to the last star, which then absorbs one more character.
+ */
+function matchGlob(tokens: readonly GlobToken[], text: string): boolean {
+  let tokenIndex = 0;
+  let textIndex = 0;
+  let starToken = -1;
+  let starText = 0;
+
+  while (textIndex < text.length) {
+    const token = tokens[tokenIndex];
+    if (token?.kind === "star") {
+      starToken = tokenIndex++;
+      starText = textIndex;
+    } else if (token !== undefined && matchesChar(token, text[textIndex]!)) {
+      tokenIndex += 1;
+      textIndex += 1;
+    } else if (starToken !== -1) {
+      tokenIndex = starToken + 1;
+      textIndex = ++starText;
+    } else {
+      return false;
+    }
+  }
+  while (tokens[tokenIndex]?.kind === "star") tokenIndex += 1;
+  return tokenIndex === tokens.length;
+}
+
+function matchesChar(token: Exclude<GlobToken, { kind: "star" }>, char: string): boolean {
+  switch (token.kind) {
+    case "literal":
+      return token.char === char;
+    case "any":
+      return true;
+    case "class":
+      return token.ranges.some(([low, high]) => char >= low && char <= high) !== token.negated;
   }
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
+/** Quotes a value for an error message, cut to 200 characters so a huge value cannot flood logs. */
+function quote(value: string): string {
+  return JSON.stringify(value.length > 200 ? `${value.slice(0, 200)}...` : value);
 }

@@ -202,7 +202,8 @@ describe("validateRepositoryName", () => {
 
   test("overlong name is rejected", () => {
     const name = "a".repeat(4097);
-    assertInvalidRequest(() => validateRepositoryName(name), JSON.stringify(name), "longer than 4096 characters");
+    // The message quotes the first 200 characters only.
+    assertInvalidRequest(() => validateRepositoryName(name), JSON.stringify(`${name.slice(0, 200)}...`), "longer than 4096 characters");
   });
 
   test("name at length limit is accepted", () => {
@@ -341,5 +342,24 @@ describe("compileWatchFilter", () => {
 
   test("invalid pattern is rejected", () => {
     assertInvalidRequest(() => filterOf({ refPatterns: ["refs/heads/*", "heads/main"] }), '"heads/main"');
+  });
+});
+
+describe("pattern matching cost", () => {
+  // A backtracking regular expression needs minutes for this input; the
+  // timeout turns such a stall into a failure.
+  test("many stars stay fast", { timeout: 5_000 }, () => {
+    const pattern = compileRefPattern("refs/*a*a*a*a*a*a*a*a*a*a*a*a*b");
+    const refName = "refs/heads/" + "a".repeat(4_000);
+    assert.equal(pattern.test(refName), false);
+    assert.equal(pattern.test(refName + "b"), true);
+  });
+
+  test("overlong value is cut in message", () => {
+    const name = "x/".repeat(3_000) + "y.git";
+    assert.throws(
+      () => validateRepositoryName(name),
+      (error: unknown) => error instanceof InvalidRequestError && error.message.length < 500,
+    );
   });
 });
