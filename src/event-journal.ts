@@ -1,7 +1,7 @@
 import { mkdir, open, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 
-import { appendFileDurably } from "./durable-file.js";
+import { appendFileDurably, replaceFileAtomically } from "./durable-file.js";
 import { GitEvent } from "./generated/gitstore/git/v1/events.js";
 import type { Logger } from "./logger.js";
 
@@ -148,12 +148,45 @@ export class FileEventJournal implements EventJournal {
       this.#segments.push({ firstSequence, file });
     }
 
-    const last = this.#segments.at(-1);
+    let last = this.#segments.at(-1);
     if (last === undefined) return;
-    const events = await this.#repairSegment(last);
+    let events = await this.#repairSegment(last);
+
+    // A batch is appended in chunks and published only once all of it is
+    // on disk. A crash in between leaves the start of a batch that no
+    // watcher has seen, so it is removed; the next poll finds those
+    // changes again and commits them as one batch.
+    const tail = events.at(-1);
+    if (tail !== undefined && tail.batchIndex < tail.batchSize - 1) {
+      const batchStart = tail.sequence - tail.batchIndex;
+      events = await this.#truncateFrom(batchStart);
+      last = this.#segments.at(-1);
+      this.#options.logger.warn("journal repaired", {
+        batchId: tail.batchId,
+        removedFromSequence: batchStart,
+        reason: "the last batch was cut short by a crash and never published",
+      });
+    }
+
     this.#segmentLength = events.length;
-    this.#lastSequence = events.at(-1)?.sequence ?? last.firstSequence - 1;
+    this.#lastSequence = events.at(-1)?.sequence ?? (last === undefined ? 0 : last.firstSequence - 1);
     this.#cacheEvents(events);
+  }
+
+  /** Deletes every event from `sequence` on and returns the events left in the last segment. */
+  async #truncateFrom(sequence: number): Promise<GitEvent[]> {
+    while (this.#segments.length > 0 && this.#segments.at(-1)!.firstSequence >= sequence) {
+      await rm(path.join(this.#options.directory, this.#segments.pop()!.file), { force: true });
+    }
+    const last = this.#segments.at(-1);
+    if (last === undefined) return [];
+
+    const file = path.join(this.#options.directory, last.file);
+    const kept = (await this.#readSegment(last)).filter((event) => event.sequence < sequence);
+    const text = kept.map((event) => JSON.stringify(GitEvent.toJSON(event)) + "\n").join("");
+    await replaceFileAtomically(file, text);
+    this.#parsedSegment = null;
+    return kept;
   }
 
   /** Reads the last segment and truncates it after its last complete event. */
@@ -165,7 +198,7 @@ export class FileEventJournal implements EventJournal {
     // newline is empty unless a crash cut a write short.
     const lines = text.split("\n");
     const tornLine = lines.pop() ?? "";
-    const events = lines.map((line, index) => parseEventLine(file, line, index));
+    const events = parseSegment(file, lines, segment.firstSequence);
     const validLength = text.length - tornLine.length;
 
     if (validLength < text.length) {
@@ -190,10 +223,11 @@ export class FileEventJournal implements EventJournal {
 
     const file = path.join(this.#options.directory, segment.file);
     const text = await readFile(file, "utf8");
-    const events = text
-      .split("\n")
-      .filter((line) => line !== "")
-      .map((line, index) => parseEventLine(file, line, index));
+    const events = parseSegment(
+      file,
+      text.split("\n").filter((line) => line !== ""),
+      segment.firstSequence,
+    );
     this.#parsedSegment = { file: segment.file, events };
     return events;
   }
@@ -231,15 +265,29 @@ export class FileEventJournal implements EventJournal {
   }
 }
 
-function parseEventLine(file: string, line: string, index: number): GitEvent {
-  try {
-    return GitEvent.fromJSON(JSON.parse(line));
-  } catch (error) {
-    throw new Error(
-      `journal file ${file} has an invalid event on line ${index + 1}; restore the data folder from a backup or move the file away`,
-      { cause: error },
-    );
-  }
+/**
+ * Parses the lines of one segment file and checks that they hold events
+ * with consecutive sequences from `firstSequence`, so a damaged or edited
+ * file fails loudly instead of streaming a gap.
+ */
+function parseSegment(file: string, lines: readonly string[], firstSequence: number): GitEvent[] {
+  return lines.map((line, index) => {
+    const fail = (reason: string, cause?: unknown): never => {
+      throw new Error(
+        `journal file ${file} line ${index + 1} ${reason}; restore the data folder from a backup or move the file away`,
+        { cause },
+      );
+    };
+    let event: GitEvent;
+    try {
+      event = GitEvent.fromJSON(JSON.parse(line));
+    } catch (error) {
+      return fail("is not a valid event", error);
+    }
+    if (event.sequence !== firstSequence + index) fail(`has sequence ${event.sequence} where ${firstSequence + index} belongs`);
+    if (event.repository === "") fail("has no repository");
+    return event;
+  });
 }
 
 function segmentFileName(firstSequence: number): string {

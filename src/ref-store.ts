@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 
@@ -223,6 +224,7 @@ export class RefStore {
       if (!file.endsWith(".json")) continue;
       const stored = await readJsonFile<SnapshotFile>(path.join(snapshotDir, file));
       if (stored === undefined) continue;
+      checkSnapshotFile(path.join(snapshotDir, file), stored);
       this.#snapshots.set(stored.repository, {
         objectFormat: stored.objectFormat === "sha256" ? ObjectFormat.OBJECT_FORMAT_SHA256 : ObjectFormat.OBJECT_FORMAT_SHA1,
         head: stored.head,
@@ -232,6 +234,15 @@ export class RefStore {
 
     // Replay what a crash kept from reaching the snapshot files.
     const checkpointSequence = checkpoint?.sequence ?? 0;
+    if (!Number.isSafeInteger(checkpointSequence) || checkpointSequence > this.#journal.lastSequence) {
+      // Starting anyway would number new events again from the journal's
+      // end, and stored cursors would resume into different events.
+      throw new Error(
+        `checkpoint.json in ${this.#options.dataDir} is at sequence ${checkpointSequence} but the journal ends at ` +
+          `${this.#journal.lastSequence}; the journal was lost or replaced. Restore the whole data folder from one backup, ` +
+          "or empty the data folder to start over (watchers then resynchronise)",
+      );
+    }
     const touched = new Set<string>();
     let cursor = Math.max(checkpointSequence, this.#journal.firstSequence - 1);
     for (;;) {
@@ -262,7 +273,9 @@ export class RefStore {
   // repository is rewritten on every commit, which costs time in proportion
   // to its ref count even for a one-ref push.
   async #writeSnapshot(repository: string, snapshot: RepositorySnapshot | null): Promise<void> {
-    const file = path.join(this.#options.dataDir, "snapshots", `${encodeURIComponent(repository)}.json`);
+    // Named by a hash: a repository name can be longer than a file name may be.
+    const hash = createHash("sha256").update(repository).digest("hex").slice(0, 40);
+    const file = path.join(this.#options.dataDir, "snapshots", `${hash}.json`);
     if (snapshot === null) {
       await rm(file, { force: true });
       return;
@@ -307,6 +320,23 @@ function applyEvent(snapshots: Map<string, RepositorySnapshot>, event: GitEvent)
     snapshot.refs.delete(event.refName);
   } else {
     snapshot.refs.set(event.refName, event.newOid);
+  }
+}
+
+/** Throws an error naming `file` unless `stored` has the shape of a snapshot file. */
+function checkSnapshotFile(file: string, stored: unknown): asserts stored is SnapshotFile {
+  const value = stored as Partial<SnapshotFile> | null;
+  const valid =
+    typeof value === "object" &&
+    value !== null &&
+    typeof value.repository === "string" &&
+    value.repository !== "" &&
+    (value.objectFormat === "sha1" || value.objectFormat === "sha256") &&
+    (value.head === null || typeof value.head === "string") &&
+    Array.isArray(value.refs) &&
+    value.refs.every((entry) => Array.isArray(entry) && typeof entry[0] === "string" && typeof entry[1] === "string");
+  if (!valid) {
+    throw new Error(`snapshot file ${file} is not a valid snapshot; restore the data folder from a backup or remove the file`);
   }
 }
 

@@ -71,6 +71,42 @@ describe("FileEventJournal", () => {
     return path.join(root, `journal-${folderCount}`);
   }
 
+  test("cut-short batch is removed on open", async () => {
+    const directory = newDirectory();
+    const records: LogRecord[] = [];
+    const journal = await FileEventJournal.open({ directory, retainedEvents: 100, segmentEvents: 4, logger: silentLogger });
+    await journal.append(makeEvents(1, 3));
+    // Sequences 4 to 9 are the first six events of a batch of ten, as a
+    // crash between two chunk appends leaves them; they span two segments.
+    const batch = makeEvents(4, 9).map((event, index) => ({ ...event, batchId: "cut", batchIndex: index, batchSize: 10 }));
+    await journal.append(batch);
+    await journal.close();
+
+    const reopened = await FileEventJournal.open({ directory, retainedEvents: 100, segmentEvents: 4, logger: collectingLogger(records) });
+    assert.equal(reopened.lastSequence, 3);
+    assert.deepEqual(sequencesOf(await reopened.read(0, 100)), [1, 2, 3]);
+    assert.ok(records.some((record) => record.message === "journal repaired" && record.fields?.batchId === "cut"));
+
+    await reopened.append(makeEvents(4, 5));
+    assert.deepEqual(sequencesOf(await reopened.read(0, 100)), [1, 2, 3, 4, 5]);
+  });
+
+  test("sequence gap in a segment fails", async () => {
+    const directory = newDirectory();
+    const journal = await FileEventJournal.open({ directory, retainedEvents: 100, logger: silentLogger });
+    await journal.append(makeEvents(1, 3));
+    await journal.close();
+    const file = path.join(directory, segmentFileName(1));
+    const lines = (await readFile(file, "utf8")).split("\n");
+    lines[1] = JSON.stringify(GitEvent.toJSON(makeEvent(7)));
+    await writeFile(file, lines.join("\n"));
+
+    await assert.rejects(
+      FileEventJournal.open({ directory, retainedEvents: 100, logger: silentLogger }),
+      (error: unknown) => error instanceof Error && error.message.includes(file) && error.message.includes("line 2"),
+    );
+  });
+
   test("new journal is empty", async () => {
     const journal = await FileEventJournal.open({ directory: newDirectory(), retainedEvents: 10, logger: silentLogger });
 

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { afterEach, describe, test } from "node:test";
 
 import { ClientError, Status } from "nice-grpc";
@@ -238,6 +240,42 @@ describe("restart", () => {
       events.map((event) => event.sequence),
       [1, 2, 3],
     );
+  });
+
+  test("long nested repository name survives restart", async () => {
+    const fixture = newFixture();
+    setUpRepository(fixture);
+    let server = await start(fixture);
+    const name = `${"a".repeat(200)}/${"b".repeat(200)}.git`;
+    fixture.createBare(name);
+    await waitForSequence(server.service, 1);
+    await server.stop();
+
+    server = await start(fixture);
+    assert.equal(server.service.store.snapshot(name)?.head, "refs/heads/main");
+  });
+
+  test("lost journal stops the start", async () => {
+    const fixture = newFixture();
+    const clone = setUpRepository(fixture);
+    const server = await start(fixture);
+    await pushCommits(server, clone, 2, "before");
+    await server.stop();
+    rmSync(path.join(fixture.dataDir, "journal"), { recursive: true });
+
+    await assert.rejects(startTestService(fixture), /checkpoint\.json .* is at sequence 2 but the journal ends at 0/);
+  });
+
+  test("invalid snapshot file stops the start", async () => {
+    const fixture = newFixture();
+    setUpRepository(fixture);
+    const server = await start(fixture);
+    await server.stop();
+    const snapshots = path.join(fixture.dataDir, "snapshots");
+    const [file] = readdirSync(snapshots);
+    writeFileSync(path.join(snapshots, file!), "{}");
+
+    await assert.rejects(startTestService(fixture), (error: unknown) => error instanceof Error && error.message.includes(file!));
   });
 
   test("first start records a silent baseline", async () => {
