@@ -26,7 +26,8 @@ Options:
   --json                 one JSON object per line (NDJSON) instead of text
   --help                 print this text
 
-Exit codes: 0 on SIGINT or SIGTERM, 1 when the watch fails, 2 for invalid options.`;
+Exit codes: 0 on SIGINT or SIGTERM, 1 when the watch fails (including filters
+the server rejects as invalid), 2 for invalid options.`;
 
 /** An invalid command line; the message names the option and the value. */
 class UsageError extends Error {}

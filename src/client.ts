@@ -165,11 +165,15 @@ export async function* watchEvents(address: string, options: WatchOptions = {}):
       const watchdog = new Watchdog(settings.heartbeatTimeoutMs, () => call.abort(new HeartbeatTimeoutError(settings.heartbeatTimeoutMs)));
 
       let initialEvents: GitEvent[] = [];
+      let messages = 0;
       try {
         watchdog.start();
         for await (const { response } of client.watch(request, { signal: call.signal })) {
           watchdog.stop();
-          failedAttempts = 0;
+          // The first heartbeat comes at once, even from a server that fails
+          // right after it, so only what follows proves the stream healthy.
+          messages += 1;
+          if (messages > 1 || response?.$case === "event") failedAttempts = 0;
 
           let item: WatchItem | null = null;
           switch (response?.$case) {

@@ -43,6 +43,8 @@ interface Setting {
   flag: string;
   env: string;
   key: keyof ServiceConfig;
+  /** Placeholder for the value in the usage text. */
+  value: string;
   kind: "string" | "integer" | "level" | "listen" | "boolean";
   /** Smallest accepted value of an integer setting. */
   minimum?: number;
@@ -50,13 +52,28 @@ interface Setting {
 }
 
 const SETTINGS: readonly Setting[] = [
-  { flag: "root", env: "GITSTORE_ROOT", key: "root", kind: "string", help: "folder of the bare repositories to watch" },
-  { flag: "data-dir", env: "GITSTORE_DATA_DIR", key: "dataDir", kind: "string", help: "folder of the event journal and snapshots" },
-  { flag: "listen", env: "GITSTORE_LISTEN", key: "listen", kind: "listen", help: "HOST:PORT to serve gRPC on; port 0 picks a free port" },
+  {
+    flag: "root",
+    env: "GITSTORE_ROOT",
+    key: "root",
+    value: "DIR",
+    kind: "string",
+    help: "folder of the bare repositories to watch, searched 8 levels deep; created when missing on a first start",
+  },
+  {
+    flag: "data-dir",
+    env: "GITSTORE_DATA_DIR",
+    key: "dataDir",
+    value: "DIR",
+    kind: "string",
+    help: "folder of the event journal and snapshots; created when missing",
+  },
+  { flag: "listen", env: "GITSTORE_LISTEN", key: "listen", value: "HOST:PORT", kind: "listen", help: "HOST:PORT to serve gRPC on; port 0 picks a free port" },
   {
     flag: "poll-interval",
     env: "GITSTORE_POLL_INTERVAL_MS",
     key: "pollIntervalMs",
+    value: "MS",
     kind: "integer",
     minimum: 10,
     help: "milliseconds between two polls of every repository",
@@ -65,6 +82,7 @@ const SETTINGS: readonly Setting[] = [
     flag: "file-notifications",
     env: "GITSTORE_FILE_NOTIFICATIONS",
     key: "fileNotifications",
+    value: "BOOL",
     kind: "boolean",
     help: "true to snapshot a repository as soon as its refs change on disk, false to rely on polling",
   },
@@ -72,6 +90,7 @@ const SETTINGS: readonly Setting[] = [
     flag: "heartbeat-interval",
     env: "GITSTORE_HEARTBEAT_INTERVAL_MS",
     key: "heartbeatIntervalMs",
+    value: "MS",
     kind: "integer",
     minimum: 100,
     help: "milliseconds of idle stream before a heartbeat is sent",
@@ -80,11 +99,12 @@ const SETTINGS: readonly Setting[] = [
     flag: "retained-events",
     env: "GITSTORE_RETAINED_EVENTS",
     key: "retainedEvents",
+    value: "N",
     kind: "integer",
     minimum: 1,
     help: "minimum number of events kept for replay by cursor",
   },
-  { flag: "log-level", env: "GITSTORE_LOG_LEVEL", key: "logLevel", kind: "level", help: "debug, info, warn or error" },
+  { flag: "log-level", env: "GITSTORE_LOG_LEVEL", key: "logLevel", value: "LEVEL", kind: "level", help: "debug, info, warn or error" },
 ];
 
 const LOG_LEVELS: readonly string[] = ["debug", "info", "warn", "error"];
@@ -93,10 +113,10 @@ const LOG_LEVELS: readonly string[] = ["debug", "info", "warn", "error"];
 export function usage(): string {
   const lines = SETTINGS.map(
     (setting) =>
-      `  --${setting.flag.padEnd(20)} ${setting.help}\n` +
-      `  ${"".padEnd(22)} env ${setting.env}, default ${JSON.stringify(DEFAULT_CONFIG[setting.key])}`,
+      `  ${`--${setting.flag} ${setting.value}`.padEnd(30)} ${setting.help}\n` +
+      `  ${"".padEnd(30)} env ${setting.env}, default ${JSON.stringify(DEFAULT_CONFIG[setting.key])}`,
   );
-  return ["Usage: node dist/server.js [options]", "", "Options (a flag overrides its environment variable):", ...lines, "  --help                 print this text"].join("\n");
+  return ["Usage: node dist/server.js [options]", "", "Options (a flag overrides its environment variable):", ...lines, `  ${"--help".padEnd(30)} print this text`].join("\n");
 }
 
 /**

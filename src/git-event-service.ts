@@ -12,7 +12,7 @@ import {
   type WatchRequest,
   type WatchResponse,
 } from "./generated/gitstore/git/v1/events.js";
-import { readObjectInfo } from "./git.js";
+import { GitCommandError, readObjectInfo } from "./git.js";
 import type { Logger } from "./logger.js";
 import { CursorOutOfRangeError, type RefStore } from "./ref-store.js";
 import { compareBytes } from "./snapshot-diff.js";
@@ -48,12 +48,18 @@ export function createGitEventService(options: GitEventServiceOptions): GitEvent
   return {
     async *watch(request: WatchRequest, context: CallContext): AsyncIterable<WatchResponse> {
       const streamId = nextStreamId++;
-      const filter = asServerError(() => compileWatchFilter(request));
-      if (request.sendInitialState && request.afterSequence !== undefined) {
-        throw new ServerError(
-          Status.INVALID_ARGUMENT,
-          `send_initial_state cannot be combined with after_sequence ${request.afterSequence}; set one of them`,
-        );
+      let filter: WatchFilter;
+      try {
+        filter = asServerError(() => compileWatchFilter(request));
+        if (request.sendInitialState && request.afterSequence !== undefined) {
+          throw new ServerError(
+            Status.INVALID_ARGUMENT,
+            `send_initial_state cannot be combined with after_sequence ${request.afterSequence}; set one of them`,
+          );
+        }
+      } catch (error) {
+        logger.warn("watch rejected", { streamId, peer: context.peer, error });
+        throw error;
       }
 
       const signal = AbortSignal.any([context.signal, options.shutdownSignal]);
@@ -115,7 +121,18 @@ export function createGitEventService(options: GitEventServiceOptions): GitEvent
         );
       }
 
-      const refs = await describeRefs(options.root, request.repository, snapshot, context.signal);
+      let refs: Ref[];
+      try {
+        refs = await describeRefs(options.root, request.repository, snapshot, context.signal);
+      } catch (error) {
+        if (!(error instanceof GitCommandError)) throw error;
+        // Removed after the last poll, which has not reported it yet.
+        logger.warn("listing failed: git could not read the repository", { repository: request.repository, error });
+        throw new ServerError(
+          Status.NOT_FOUND,
+          `repository ${JSON.stringify(request.repository)} could not be read and was probably removed; call ListRepositories`,
+        );
+      }
       return {
         repository: request.repository,
         objectFormat: snapshot.objectFormat,
@@ -191,6 +208,7 @@ async function initialEvents(
   const batchId = `initial-${sequence}`;
   const observedAt = new Date();
   const refs = await describeRefs(root, repository, snapshot, signal);
+  const headRef = refs.find((ref) => ref.isDefaultBranch);
 
   const events: GitEvent[] = [
     {
@@ -202,8 +220,8 @@ async function initialEvents(
       newOid: snapshot.head === null ? absent : snapshot.refs.get(snapshot.head) ?? absent,
       batchId,
       refKind: refKindOf("HEAD"),
-      objectType: ObjectType.OBJECT_TYPE_UNSPECIFIED,
-      peeledOid: "",
+      objectType: headRef?.objectType ?? ObjectType.OBJECT_TYPE_UNSPECIFIED,
+      peeledOid: headRef?.peeledOid ?? "",
       isDefaultBranch: false,
       objectFormat: snapshot.objectFormat,
       observedAt,

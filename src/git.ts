@@ -125,7 +125,10 @@ export async function readSnapshot(
   knownFormat: ObjectFormat | undefined,
   signal?: AbortSignal,
 ): Promise<RepositorySnapshot> {
-  const [refs, head] = await Promise.all([readRefs(gitDir, signal), readHead(gitDir, signal)]);
+  // One after the other, so a broken repository always fails the same way
+  // and its warning is logged once rather than alternating.
+  const refs = await readRefs(gitDir, signal);
+  const head = await readHead(gitDir, signal);
 
   // The format never changes for a repository, but a repository removed and
   // created again at the same path between two polls may have another one.

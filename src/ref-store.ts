@@ -4,6 +4,7 @@ import path from "node:path";
 
 import { execute } from "abort-controller-x";
 
+import { lockDataDir } from "./data-dir-lock.js";
 import { replaceFileAtomically } from "./durable-file.js";
 import { FileEventJournal, type EventJournal } from "./event-journal.js";
 import type { Logger } from "./logger.js";
@@ -88,25 +89,33 @@ export class RefStore {
   #sequence = 0;
   #hadStoredState = false;
   #commitQueue: Promise<unknown> = Promise.resolve();
+  readonly #unlock: () => Promise<void>;
 
-  private constructor(options: RefStoreOptions, journal: EventJournal) {
+  private constructor(options: RefStoreOptions, journal: EventJournal, unlock: () => Promise<void>) {
     this.#options = options;
     this.#journal = journal;
+    this.#unlock = unlock;
   }
 
   /** Opens the store in `options.dataDir`, creating the folder when missing. */
   static async open(options: RefStoreOptions): Promise<RefStore> {
     await mkdir(path.join(options.dataDir, "snapshots"), { recursive: true });
-    const journal =
-      options.journal ??
-      (await FileEventJournal.open({
-        directory: path.join(options.dataDir, "journal"),
-        retainedEvents: options.retainedEvents,
-        logger: options.logger,
-      }));
-    const store = new RefStore(options, journal);
-    await store.#load();
-    return store;
+    const unlock = await lockDataDir(options.dataDir);
+    try {
+      const journal =
+        options.journal ??
+        (await FileEventJournal.open({
+          directory: path.join(options.dataDir, "journal"),
+          retainedEvents: options.retainedEvents,
+          logger: options.logger,
+        }));
+      const store = new RefStore(options, journal, unlock);
+      await store.#load();
+      return store;
+    } catch (error) {
+      await unlock();
+      throw error;
+    }
   }
 
   /** Sequence of the newest committed event; 0 before the first one. */
@@ -193,6 +202,7 @@ export class RefStore {
   async close(): Promise<void> {
     await this.#commitQueue;
     await this.#journal.close();
+    await this.#unlock();
   }
 
   async #commitNow(changes: readonly RepositoryChange[]): Promise<GitEvent[]> {

@@ -1,5 +1,7 @@
-import { readdir, stat } from "node:fs/promises";
+import { lstat, readdir } from "node:fs/promises";
 import path from "node:path";
+
+import { validateRepositoryName } from "./watch-filter.js";
 
 /** Folders deeper than this below the root are not searched. */
 export const MAX_DISCOVERY_DEPTH = 8;
@@ -44,14 +46,18 @@ async function searchFolder(
   try {
     entries = await readdir(folder, { withFileTypes: true });
   } catch (error) {
-    // A folder removed while the search runs is simply gone.
-    if (isMissingPath(error) && relative !== "") return;
-    throw error;
+    // The root itself must be readable; below it, a folder removed while
+    // the search runs is gone and an unreadable one is skipped.
+    if (relative === "") throw error;
+    if (!isMissingPath(error)) {
+      result.skipped.push({ name: relative, reason: `cannot be read: ${(error as Error).message}` });
+    }
+    return;
   }
 
   const names = new Set(entries.map((entry) => entry.name));
   if (relative !== "" && names.has("HEAD")) {
-    const layoutProblem = await checkRepositoryLayout(folder);
+    const layoutProblem = (await checkRepositoryLayout(folder, names)) ?? checkName(relative);
     if (layoutProblem === null) {
       result.repositories.push(relative);
     } else {
@@ -71,17 +77,31 @@ async function searchFolder(
   }
 }
 
-async function checkRepositoryLayout(folder: string): Promise<string | null> {
+async function checkRepositoryLayout(folder: string, names: ReadonlySet<string>): Promise<string | null> {
+  // A commondir file points git at another repository's refs and objects,
+  // which may lie outside the root.
+  if (names.has("commondir")) return "has a commondir file, which points outside the folder";
   for (const required of ["objects", "refs"]) {
     try {
-      const info = await stat(path.join(folder, required));
-      if (!info.isDirectory()) return `${required} is not a folder`;
+      // lstat: a symbolic link here could lead git outside the root.
+      const info = await lstat(path.join(folder, required));
+      if (!info.isDirectory()) return `${required} is not a folder (symbolic links are not followed)`;
     } catch (error) {
       if (isMissingPath(error)) return `has a HEAD file but no ${required} folder`;
       throw error;
     }
   }
   return null;
+}
+
+/** Rejects names that watchers could not ask for, such as ones with control characters. */
+function checkName(relative: string): string | null {
+  try {
+    validateRepositoryName(relative);
+    return null;
+  } catch (error) {
+    return (error as Error).message;
+  }
 }
 
 /** Whether a file-system error means the path does not exist (any more). */

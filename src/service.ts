@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 
@@ -31,10 +32,21 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   const { host, port: requestedPort } = parseListenAddress(config.listen);
   const root = path.resolve(config.root);
   const dataDir = path.resolve(config.dataDir);
-  await mkdir(root, { recursive: true });
   await mkdir(dataDir, { recursive: true });
-
   const store = await RefStore.open({ dataDir, retainedEvents: config.retainedEvents, logger });
+
+  // A missing root with recorded repositories is most likely a typo in
+  // --root or an unmounted volume: polling it would report every
+  // repository as deleted.
+  if (!existsSync(root) && store.state().repositories.size > 0) {
+    await store.close();
+    throw new Error(
+      `repository root ${root} does not exist, but the data folder ${dataDir} records ` +
+        `${store.state().repositories.size} repositories; fix --root or mount the volume`,
+    );
+  }
+  await mkdir(root, { recursive: true });
+
   logger.info("data folder opened", {
     dataDir,
     sequence: store.sequence,

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 
@@ -95,6 +95,16 @@ describe("folders that are not repositories", () => {
     mkdirSync(path.join(corrupt, "objects"), { recursive: true });
     mkdirSync(path.join(corrupt, "refs"), { recursive: true });
     writeFileSync(path.join(corrupt, "HEAD"), "not a ref\n");
+    // Repositories whose refs would lead git outside the root.
+    const outside = fixture.createBare("../outside.git");
+    const linked = path.join(fixture.root, "linked.git");
+    mkdirSync(path.join(linked, "objects"), { recursive: true });
+    writeFileSync(path.join(linked, "HEAD"), "ref: refs/heads/main\n");
+    symlinkSync(path.join(outside, "refs"), path.join(linked, "refs"));
+    const common = fixture.createBare("common.git");
+    writeFileSync(path.join(common, "commondir"), `${outside}\n`);
+    // A name that no watcher could ask for.
+    fixture.createBare("bad\u001bname.git");
 
     const cursor = server.service.store.sequence;
     const recorder = new StreamRecorder(server.client, { afterSequence: cursor });
@@ -113,7 +123,7 @@ describe("folders that are not repositories", () => {
     // A poll whose discovery ran before the folders existed can report the
     // push first, so wait for the warnings, then for one more poll.
     const deadline = Date.now() + 15_000;
-    while (warned("corrupt.git").length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    while (warned("bad\u001bname.git").length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     const polled = server.service.store.sequence;
     git(clone, "push", "-q", "origin", "main:refs/heads/after-warnings");
     while (server.service.store.sequence === polled && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -121,6 +131,10 @@ describe("folders that are not repositories", () => {
     assert.equal(warned("empty.git").length, 1);
     assert.equal(warned("half.git").length, 1);
     assert.equal(warned("corrupt.git").length, 1);
+    for (const name of ["linked.git", "common.git", "bad\u001bname.git"]) {
+      assert.equal(warned(name).length, 1, `${JSON.stringify(name)} was not skipped once`);
+      assert.equal(server.service.store.snapshot(name), undefined);
+    }
     assert.equal(server.service.store.snapshot("corrupt.git"), undefined);
   });
 

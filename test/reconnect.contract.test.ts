@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { readdirSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import { afterEach, describe, test } from "node:test";
 
 import { isAbortError } from "abort-controller-x";
@@ -330,6 +332,57 @@ describe("reconnect", () => {
 
     await checker.waitForRefs("acme/catalog.git", refsOf(bare));
     assert.deepEqual(checker.retries, []);
+  });
+
+  test("backoff grows when streams fail at once", async () => {
+    const fixture = new Fixture();
+    cleanups.push(() => fixture.remove());
+    // Eight retained events make segments of two events each.
+    let server = await startTestService(fixture, { retainedEvents: 8 });
+    fixture.createBare("acme/catalog.git");
+    const clone = fixture.createClone("acme/catalog.git");
+    const bare = path.join(fixture.root, "acme/catalog.git");
+    for (let step = 1; step <= 6; step++) pushStep(clone, step);
+    // Every push committed, so the restart commits nothing that could make
+    // retention delete the damaged segment.
+    const deadline = Date.now() + WAIT_MS;
+    while (!sameRefs(server.service.store.snapshot("acme/catalog.git")?.refs ?? new Map(), refsOf(bare)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await server.stop();
+
+    // Damage the oldest segment: every replay from 0 fails after the
+    // stream's first heartbeat.
+    const journal = path.join(fixture.dataDir, "journal");
+    const oldest = path.join(journal, readdirSync(journal).sort()[0]!);
+    writeFileSync(oldest, "not json\n");
+    server = await startTestService(fixture, { retainedEvents: 8 });
+    cleanups.push(() => server.stop());
+
+    const cursor = server.service.store.oldestSequence - 1;
+    const retries: RetryInfo[] = [];
+    const abort = new AbortController();
+    const items: WatchItem[] = [];
+    const loop = (async () => {
+      for await (const item of watchEvents(`127.0.0.1:${server.service.port}`, {
+        initialBackoffMs: 10,
+        maxBackoffMs: 200,
+        afterSequence: cursor,
+        signal: abort.signal,
+        onRetry: (retry) => {
+          retries.push(retry);
+          if (retries.length === 4) abort.abort();
+        },
+      })) {
+        items.push(item);
+      }
+    })();
+    await assert.rejects(loop, (error: unknown) => isAbortError(error));
+    assert.deepEqual(
+      retries.map((retry) => retry.attempt),
+      [1, 2, 3, 4],
+    );
+    assert.ok(items.every((item) => item.type === "heartbeat"));
   });
 
   test("expired cursor resyncs with current refs", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, test } from "node:test";
 
@@ -276,6 +276,17 @@ describe("restart", () => {
     writeFileSync(path.join(snapshots, file!), "{}");
 
     await assert.rejects(startTestService(fixture), (error: unknown) => error instanceof Error && error.message.includes(file!));
+  });
+
+  test("missing root with recorded repositories stops the start", async () => {
+    const fixture = newFixture();
+    setUpRepository(fixture);
+    const server = await start(fixture);
+    await server.stop();
+
+    const typo = path.join(fixture.dir, "typo-root");
+    await assert.rejects(startTestService(fixture, { root: typo }), /typo-root does not exist, but the data folder .* records 1 repositories/);
+    assert.equal(existsSync(typo), false);
   });
 
   test("first start records a silent baseline", async () => {

@@ -113,6 +113,19 @@ describe("server process", () => {
     });
   }
 
+  test("second server on one data folder fails", async () => {
+    const dataDir = path.join(fixture.dir, "shared-data");
+    const first = await spawnServer(["--root", fixture.root, "--data-dir", dataDir, "--listen", "127.0.0.1:0"]);
+    try {
+      const result = await runToExit(["--root", fixture.root, "--data-dir", dataDir, "--listen", "127.0.0.1:0"]);
+      assert.equal(result.code, 1);
+      assert.match(result.stderr, new RegExp(`in use by process ${first.child.pid}`));
+    } finally {
+      first.child.kill("SIGTERM");
+      await first.exited;
+    }
+  });
+
   test("invalid flag value exits 2 naming it", async () => {
     const result = await runToExit(["--poll-interval", "soon"]);
     assert.equal(result.code, 2);
