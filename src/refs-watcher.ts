@@ -238,6 +238,9 @@ export class RefsWatcher {
     await this.#commitDiff(repository, previous, current);
   }
 
+  // TODO: wait for a settling repository without holding up the others; a
+  // long push or a stale ref lock delays every repository's snapshot by up
+  // to MAX_SETTLE_MS, because one poll finishes before the next starts.
   /**
    * Takes a snapshot and, when it differs from `previous` or git holds a ref
    * lock, takes more until two in a row agree with no lock in between, so

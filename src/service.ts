@@ -32,7 +32,7 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   const { host, port: requestedPort } = parseListenAddress(config.listen);
   const root = path.resolve(config.root);
   const dataDir = path.resolve(config.dataDir);
-  await mkdir(dataDir, { recursive: true });
+  await createFolder(dataDir, "--data-dir");
   const store = await RefStore.open({ dataDir, retainedEvents: config.retainedEvents, logger });
 
   // A missing root with recorded repositories is most likely a typo in
@@ -45,7 +45,7 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
         `${store.state().repositories.size} repositories; fix --root or mount the volume`,
     );
   }
-  await mkdir(root, { recursive: true });
+  await createFolder(root, "--root");
 
   logger.info("data folder opened", {
     dataDir,
@@ -114,4 +114,15 @@ export async function startService(config: ServiceConfig, logger: Logger): Promi
   };
 
   return { port, store, watcher, stop };
+}
+
+/** Creates a folder of a setting, with an error that names the setting. */
+async function createFolder(folder: string, flag: string): Promise<void> {
+  try {
+    await mkdir(folder, { recursive: true });
+  } catch (error) {
+    throw new Error(`cannot create the ${flag} folder ${folder}: ${(error as Error).message}; choose a folder path`, {
+      cause: error,
+    });
+  }
 }
