@@ -46,159 +46,157 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-function startArgs(fixture: Fixture, pollIntervalMs: number, extra: string[] = []): string[] {
+function startArgs(fixture: Fixture, pollIntervalMs: number, extra: string[]): string[] {
   return ["--root", fixture.root, "--data-dir", fixture.dataDir, "--listen", "127.0.0.1:0", "--poll-interval", String(pollIntervalMs), ...extra];
 }
 
-async function withServer<T>(args: string[], run: (server: ServerProcess) => Promise<T>): Promise<T> {
-  const server = await spawnServer(args);
+interface BenchRepository {
+  fixture: Fixture;
+  /** A work tree whose main is pushed to acme/catalog.git. */
+  clone: string;
+  /** The commit main points to. */
+  head: string;
+  server: ServerProcess;
+}
+
+/**
+ * Creates acme/catalog.git with main pushed, runs a server process on it
+ * with `pollIntervalMs` and `extraArgs`, and removes everything afterwards.
+ */
+async function withRepository(
+  pollIntervalMs: number,
+  extraArgs: string[],
+  run: (repository: BenchRepository) => Promise<void>,
+): Promise<void> {
+  const fixture = new Fixture();
   try {
-    return await run(server);
+    fixture.createBare("acme/catalog.git");
+    const clone = fixture.createClone("acme/catalog.git");
+    git(clone, "push", "-q", "origin", "main");
+    const head = git(clone, "rev-parse", "HEAD");
+
+    const server = await spawnServer(startArgs(fixture, pollIntervalMs, extraArgs));
+    try {
+      await run({ fixture, clone, head, server });
+    } finally {
+      server.child.kill("SIGTERM");
+      await server.exited;
+    }
   } finally {
-    server.child.kill("SIGTERM");
-    await server.exited;
+    fixture.remove();
   }
 }
 
 /** Push-to-event latency of single pushes, median of 20. */
 async function benchLatency(pollIntervalMs: number, fileNotifications: boolean, targetMs: number): Promise<void> {
-  const fixture = new Fixture();
-  try {
-    fixture.createBare("acme/catalog.git");
-    const clone = fixture.createClone("acme/catalog.git");
-    git(clone, "push", "-q", "origin", "main");
+  await withRepository(pollIntervalMs, ["--file-notifications", String(fileNotifications)], async ({ clone, server }) => {
+    const latencies: number[] = [];
+    const stream = watchEvents(`127.0.0.1:${server.port}`)[Symbol.asyncIterator]();
+    await stream.next(); // the first heartbeat: the stream is open
 
-    await withServer(startArgs(fixture, pollIntervalMs, ["--file-notifications", String(fileNotifications)]), async (server) => {
-      const latencies: number[] = [];
-      const stream = watchEvents(`127.0.0.1:${server.port}`)[Symbol.asyncIterator]();
-      await stream.next(); // the first heartbeat: the stream is open
-
-      for (let index = 0; index < 20; index++) {
-        commit(clone, `latency ${index}`);
-        git(clone, "push", "-q", "origin", "main");
-        const pushedAt = performance.now();
-        let result = await stream.next();
-        while (!result.done && result.value.type !== "event") result = await stream.next();
-        latencies.push(performance.now() - pushedAt);
-      }
-      await stream.return(undefined);
-      const mode = fileNotifications ? "file notifications" : "polling only";
-      record(`push to event, ${mode}, poll interval ${pollIntervalMs} ms (median of 20)`, median(latencies), "ms", targetMs, "max");
-    });
-  } finally {
-    fixture.remove();
-  }
+    for (let index = 0; index < 20; index++) {
+      commit(clone, `latency ${index}`);
+      git(clone, "push", "-q", "origin", "main");
+      const pushedAt = performance.now();
+      let result = await stream.next();
+      while (!result.done && result.value.type !== "event") result = await stream.next();
+      latencies.push(performance.now() - pushedAt);
+    }
+    await stream.return(undefined);
+    const mode = fileNotifications ? "file notifications" : "polling only";
+    record(`push to event, ${mode}, poll interval ${pollIntervalMs} ms (median of 20)`, median(latencies), "ms", targetMs, "max");
+  });
 }
 
-/** One push of 10,000 tags, with one stalled watcher and one reading watcher. */
+/** Five pushes of 10,000 tags each, with one stalled watcher and one reading watcher. */
 async function benchBulkPush(): Promise<void> {
-  const fixture = new Fixture();
-  try {
-    fixture.createBare("acme/catalog.git");
-    const clone = fixture.createClone("acme/catalog.git");
-    git(clone, "push", "-q", "origin", "main");
-    const head = git(clone, "rev-parse", "HEAD");
+  await withRepository(100, [], async ({ clone, head, server }) => {
+    const address = `127.0.0.1:${server.port}`;
+    const baselineRss = peakRssMiB(server.child.pid!);
 
-    await withServer(startArgs(fixture, 100), async (server) => {
-      const address = `127.0.0.1:${server.port}`;
-      const baselineRss = peakRssMiB(server.child.pid!);
+    // A watcher that opens a stream and never reads past the first message.
+    const stalledChannel = createChannel(address);
+    const stalled = createClient(GitEventServiceDefinition, stalledChannel).watch({ afterSequence: 0 })[Symbol.asyncIterator]();
+    await stalled.next();
 
-      // A watcher that opens a stream and never reads past the first message.
-      const stalledChannel = createChannel(address);
-      const stalled = createClient(GitEventServiceDefinition, stalledChannel).watch({ afterSequence: 0 })[Symbol.asyncIterator]();
-      await stalled.next();
-
-      const total = 50_000;
-      const abort = new AbortController();
-      let received = 0;
-      let firstAt = 0;
-      const reader = (async () => {
-        for await (const item of watchEvents(address, { afterSequence: 0, signal: abort.signal })) {
-          if (item.type !== "event") continue;
-          if (received === 0) firstAt = performance.now();
-          received += 1;
-          if (received === total) break;
-        }
-      })();
-
-      let pushedAt = 0;
-      const pushDurations: number[] = [];
-      for (let batch = 0; batch < total / 10_000; batch++) {
-        const lines = Array.from({ length: 10_000 }, (_, index) => `create refs/tags/b${batch}-${index} ${head}\n`).join("");
-        gitWithInput(clone, lines, "update-ref", "--stdin");
-        const start = performance.now();
-        git(clone, "push", "-q", "origin", "--tags");
-        pushedAt = performance.now();
-        pushDurations.push(pushedAt - start);
+    const total = 50_000;
+    const abort = new AbortController();
+    let received = 0;
+    let firstAt = 0;
+    const reader = (async () => {
+      for await (const item of watchEvents(address, { afterSequence: 0, signal: abort.signal })) {
+        if (item.type !== "event") continue;
+        if (received === 0) firstAt = performance.now();
+        received += 1;
+        if (received === total) break;
       }
-      const firstBatchDone = performance.now();
-      await reader;
-      const allReceived = performance.now();
+    })();
 
-      record("10,000-tag push: git push itself (median of 5)", median(pushDurations), "ms", 10_000, "max");
-      record("50,000 events from 5 pushes delivered after the last push", allReceived - Math.max(pushedAt, firstBatchDone), "ms", 5_000, "max");
-      record("streaming rate to one watcher", (total / (allReceived - firstAt)) * 1000, "events/s", 5_000, "min");
-      record("server peak memory with one stalled watcher", peakRssMiB(server.child.pid!), "MiB", 300, "max");
-      console.log(`  (server memory before the pushes: ${baselineRss.toFixed(1)} MiB)`);
+    let pushedAt = 0;
+    const pushDurations: number[] = [];
+    for (let batch = 0; batch < total / 10_000; batch++) {
+      const lines = Array.from({ length: 10_000 }, (_, index) => `create refs/tags/b${batch}-${index} ${head}\n`).join("");
+      gitWithInput(clone, lines, "update-ref", "--stdin");
+      const start = performance.now();
+      git(clone, "push", "-q", "origin", "--tags");
+      pushedAt = performance.now();
+      pushDurations.push(pushedAt - start);
+    }
+    const firstBatchDone = performance.now();
+    await reader;
+    const allReceived = performance.now();
 
-      await stalled.return?.();
-      stalledChannel.close();
-    });
-  } finally {
-    fixture.remove();
-  }
+    record("10,000-tag push: git push itself (median of 5)", median(pushDurations), "ms", 10_000, "max");
+    record("50,000 events from 5 pushes delivered after the last push", allReceived - Math.max(pushedAt, firstBatchDone), "ms", 5_000, "max");
+    record("streaming rate to one watcher", (total / (allReceived - firstAt)) * 1000, "events/s", 5_000, "min");
+    record("server peak memory with one stalled watcher", peakRssMiB(server.child.pid!), "MiB", 300, "max");
+    console.log(`  (server memory before the pushes: ${baselineRss.toFixed(1)} MiB)`);
+
+    await stalled.return?.();
+    stalledChannel.close();
+  });
 }
 
 /** Replay of 100,000 retained events from disk to a new watcher. */
 async function benchReplay(): Promise<void> {
-  const fixture = new Fixture();
-  try {
-    fixture.createBare("acme/catalog.git");
-    const clone = fixture.createClone("acme/catalog.git");
-    git(clone, "push", "-q", "origin", "main");
-    const head = git(clone, "rev-parse", "HEAD");
+  await withRepository(100, [], async ({ fixture, clone, head, server }) => {
+    const address = `127.0.0.1:${server.port}`;
+    const total = 100_000;
+    for (let batch = 0; batch < total / 10_000; batch++) {
+      const lines = Array.from({ length: 10_000 }, (_, index) => `create refs/tags/r${batch}-${index} ${head}\n`).join("");
+      gitWithInput(clone, lines, "update-ref", "--stdin");
+      git(clone, "push", "-q", "origin", "--tags");
+    }
 
-    await withServer(startArgs(fixture, 100), async (server) => {
-      const address = `127.0.0.1:${server.port}`;
-      const total = 100_000;
-      for (let batch = 0; batch < total / 10_000; batch++) {
-        const lines = Array.from({ length: 10_000 }, (_, index) => `create refs/tags/r${batch}-${index} ${head}\n`).join("");
-        gitWithInput(clone, lines, "update-ref", "--stdin");
-        git(clone, "push", "-q", "origin", "--tags");
-      }
+    // Wait until the last event is committed, then replay from 0.
+    for await (const item of watchEvents(address, { afterSequence: total - 1 })) {
+      if (item.type === "event") break;
+    }
+    const start = performance.now();
+    let received = 0;
+    for await (const item of watchEvents(address, { afterSequence: 0 })) {
+      if (item.type === "event" && ++received === total) break;
+    }
+    const seconds = (performance.now() - start) / 1000;
+    record("replay of 100,000 events after a cursor", total / seconds, "events/s", 10_000, "min");
 
-      // Wait until the last event is committed, then replay from 0.
-      for await (const item of watchEvents(address, { afterSequence: total - 1 })) {
-        if (item.type === "event") break;
+    // The service's own snapshot of a repository with 100,001 refs, first
+    // as loose ref files (as a push leaves them), then packed (as git gc
+    // leaves them).
+    const bare = path.join(fixture.root, "acme/catalog.git");
+    const timeSnapshots = async () => {
+      const durations: number[] = [];
+      for (let index = 0; index < 5; index++) {
+        const start = performance.now();
+        await readSnapshot(bare, ObjectFormat.OBJECT_FORMAT_SHA1);
+        durations.push(performance.now() - start);
       }
-      const start = performance.now();
-      let received = 0;
-      for await (const item of watchEvents(address, { afterSequence: 0 })) {
-        if (item.type === "event" && ++received === total) break;
-      }
-      const seconds = (performance.now() - start) / 1000;
-      record("replay of 100,000 events after a cursor", total / seconds, "events/s", 10_000, "min");
-
-      // The service's own snapshot of a repository with 100,001 refs, first
-      // as loose ref files (as a push leaves them), then packed (as git gc
-      // leaves them).
-      const bare = path.join(fixture.root, "acme/catalog.git");
-      const timeSnapshots = async () => {
-        const durations: number[] = [];
-        for (let index = 0; index < 5; index++) {
-          const start = performance.now();
-          await readSnapshot(bare, ObjectFormat.OBJECT_FORMAT_SHA1);
-          durations.push(performance.now() - start);
-        }
-        return median(durations);
-      };
-      record("snapshot of 100,001 loose refs (median of 5)", await timeSnapshots(), "ms", 2_000, "max");
-      git(bare, "pack-refs", "--all", "--prune");
-      record("snapshot of 100,001 packed refs (median of 5)", await timeSnapshots(), "ms", 300, "max");
-    });
-  } finally {
-    fixture.remove();
-  }
+      return median(durations);
+    };
+    record("snapshot of 100,001 loose refs (median of 5)", await timeSnapshots(), "ms", 2_000, "max");
+    git(bare, "pack-refs", "--all", "--prune");
+    record("snapshot of 100,001 packed refs (median of 5)", await timeSnapshots(), "ms", 300, "max");
+  });
 }
 
 async function main(): Promise<void> {
