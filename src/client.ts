@@ -40,7 +40,7 @@ export interface WatchOptions {
   signal?: AbortSignal;
   /** First wait before a reconnect, in milliseconds. */
   initialBackoffMs?: number;
-  /** Longest wait before a reconnect, in milliseconds. */
+  /** Maximum wait before a reconnect, in milliseconds. */
   maxBackoffMs?: number;
   /** Factor between two consecutive waits. */
   backoffMultiplier?: number;
@@ -59,7 +59,7 @@ export interface WatchOptions {
   onRetry?: (retry: RetryInfo) => void;
 }
 
-/** Why and when the client reconnects. */
+/** Details of one reconnect, passed to `onRetry`. */
 export interface RetryInfo {
   /** Consecutive failed attempts, from 1. */
   attempt: number;
@@ -114,12 +114,12 @@ const TERMINAL_STATUSES: ReadonlySet<Status> = new Set([
   Status.FAILED_PRECONDITION,
 ]);
 
-/** Whether an error of a watch call ends the watch rather than causing a reconnect. */
+/** Returns true when an error of a watch call ends the watch rather than causing a reconnect. */
 export function isTerminal(error: unknown): boolean {
   return error instanceof ClientError && TERMINAL_STATUSES.has(error.code);
 }
 
-/** Whether an error of a watch call asks for list-then-watch. */
+/** Returns true when an error of a watch call means the cursor is out of range, so list-then-watch is needed. */
 export function isCursorOutOfRange(error: unknown): boolean {
   return error instanceof ClientError && error.code === Status.OUT_OF_RANGE;
 }
@@ -129,9 +129,9 @@ export function isCursorOutOfRange(error: unknown): boolean {
  *
  * It reconnects after any retryable failure (UNAVAILABLE, a dropped
  * connection, a server restart, a missed heartbeat) with capped,
- * exponential, jittered backoff that resets once a stream delivers a
- * message, and resumes after the last item it yielded, so the caller sees
- * no gap and no duplicate. When the cursor is out of range it yields a
+ * exponential, jittered backoff. The backoff resets once a stream delivers
+ * an event or a second message. Each reconnect resumes after the last item
+ * yielded, so the caller sees no gap and no duplicate. When the cursor is out of range it yields a
  * resync with the current refs and continues from there. Terminal statuses
  * end the iteration with WatchError. Breaking out of the loop or aborting
  * the signal closes the call and the channel.
@@ -202,8 +202,8 @@ export async function* watchEvents(address: string, options: WatchOptions = {}):
               break;
           }
 
-          // The watchdog measures the server, not the caller: it is off
-          // while the caller holds the item.
+          // The watchdog measures the server, not the caller, so it is off
+          // while the caller processes the item.
           if (item !== null) yield item;
           watchdog.start();
         }

@@ -154,7 +154,7 @@ export class FileEventJournal implements EventJournal {
 
     // A batch is appended in chunks and published only once all of it is
     // on disk. A crash in between leaves the start of a batch that no
-    // watcher has seen, so it is removed; the next poll finds those
+    // watcher has seen, so it is removed. The next poll finds those
     // changes again and commits them as one batch.
     const tail = events.at(-1);
     if (tail !== undefined && tail.batchIndex < tail.batchSize - 1) {

@@ -12,14 +12,14 @@ import {
 /** Largest output read from one git call: a snapshot of several million refs. */
 const MAX_GIT_OUTPUT_BYTES = 1024 * 1024 * 1024;
 
-/** What the object of one ref is, as `git cat-file --batch-check` reports it. */
+/** Type and peeled id of one object, as `git cat-file --batch-check` reports them. */
 export interface ObjectInfo {
   type: ObjectType;
   /** The object the id peels to (`<oid>^{}`); empty when the object is missing. */
   peeledOid: string;
 }
 
-/** A git command that exited with an error; `stderr` holds git's message. */
+/** A git command that exited with an error. `stderr` contains git's message. */
 export class GitCommandError extends Error {
   constructor(
     readonly gitDir: string,
@@ -35,7 +35,7 @@ export class GitCommandError extends Error {
 interface RunGitOptions {
   signal?: AbortSignal | undefined;
   input?: string;
-  /** Exit codes that are answers rather than failures, such as 1 for "no". */
+  /** Exit codes that are results rather than failures, such as 1 for "no". */
   allowedExitCodes?: readonly number[];
 }
 
@@ -178,8 +178,8 @@ export async function readObjectInfo(
 }
 
 /**
- * Tells whether `ancestor` is reachable from `descendant`. A missing object,
- * or one that is not a commit, makes git exit with an error; this returns
+ * Tells whether `ancestor` is reachable from `descendant`. Git exits with
+ * an error for a missing object or one that is not a commit. This returns
  * false then, because a missing commit cannot be in the complete history of
  * `descendant`.
  */

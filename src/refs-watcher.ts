@@ -25,7 +25,7 @@ const MAX_CONCURRENT_SNAPSHOTS = 4;
 const SETTLE_MS = 50;
 
 /**
- * Longest time a snapshot waits for the refs to settle or for git's ref
+ * Maximum time a snapshot waits for the refs to settle or for git's ref
  * locks to go, in milliseconds. After it, the refs as read are committed,
  * and a lock still there is taken as left behind by a crashed git process.
  */
@@ -49,7 +49,7 @@ export interface RefsWatcherOptions {
  * Watches every bare repository under a root folder: polls them, diffs each
  * snapshot against the committed one and commits the differences as events.
  * File notifications on a repository's refs trigger a snapshot of that
- * repository at once; the poll finds new and removed repositories and is
+ * repository at once. The poll finds new and removed repositories and is
  * the safety net for notifications that never came.
  *
  * On the very first start (an empty data folder) the repositories found are
@@ -121,12 +121,12 @@ export class RefsWatcher {
 
     const firstStart = !this.#baselineRecorded;
     const present = new Set(discovery.repositories);
-    const gone = [...store.state().repositories.keys()].filter((name) => !present.has(name));
+    const removed = [...store.state().repositories.keys()].filter((name) => !present.has(name));
 
     await this.#pollRepositories(discovery.repositories, firstStart);
     this.#notifier?.update(discovery.repositories);
 
-    for (const repository of gone) {
+    for (const repository of removed) {
       await this.#commitDiff(repository, store.snapshot(repository) ?? null, null);
     }
 
@@ -238,7 +238,7 @@ export class RefsWatcher {
     await this.#commitDiff(repository, previous, current);
   }
 
-  // TODO: wait for a settling repository without holding up the others; a
+  // TODO: wait for a settling repository without holding up the others. A
   // long push or a stale ref lock delays every repository's snapshot by up
   // to MAX_SETTLE_MS, because one poll finishes before the next starts.
   /**
@@ -255,8 +255,8 @@ export class RefsWatcher {
     const deadline = Date.now() + MAX_SETTLE_MS;
 
     // TODO: skip unchanged repositories by the modification times of their
-    // ref folders; for-each-ref reads every loose ref file on every poll,
-    // about a second of CPU for 100,000 loose refs.
+    // ref folders. for-each-ref reads every loose ref file on every poll,
+    // about a second of CPU for 100,000 loose refs (docs/benchmarks.md).
     let current = await readSnapshot(gitDir, previous?.objectFormat, signal);
     const unchanged = previous !== null && snapshotsEqual(previous, current);
     if (unchanged && !(await this.#isMidUpdate(repository, gitDir))) return current;

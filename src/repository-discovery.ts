@@ -20,7 +20,7 @@ export interface DiscoveryResult {
 
 /**
  * Finds every bare repository under `root`, nested ones included. A folder
- * is a bare repository when it holds a `HEAD` file and `objects` and `refs`
+ * is a bare repository when it contains a `HEAD` file and `objects` and `refs`
  * folders, the layout git itself checks for. The search does not descend
  * into repositories, does not follow symbolic links (so it never leaves the
  * root) and skips hidden folders.
@@ -104,7 +104,7 @@ function checkName(relative: string): string | null {
   }
 }
 
-/** Whether a file-system error means the path does not exist (any more). */
+/** Returns true when a file-system error means the path does not exist (any more). */
 export function isMissingPath(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === "ENOENT" || code === "ENOTDIR";

@@ -1,7 +1,7 @@
 import { GitEventType, ObjectType, zeroOid, type GitEvent } from "./types.js";
 import { compileRefPattern, InvalidRequestError, type RefPattern } from "./watch-filter.js";
 
-/** What the API does with one event. */
+/** The API's decision for one event. */
 export type Decision =
   /** Hydrate the catalogue's latest state from `commit` of the default branch. */
   | { action: "hydrate_latest"; repository: string; ref: string; commit: string }
@@ -11,7 +11,7 @@ export type Decision =
   | { action: "promote_live"; repository: string; ref: string; commit: string }
   /** Withdraw what was hydrated or promoted from `ref`, which was deleted. */
   | { action: "retract"; repository: string; ref: string }
-  /** Nothing to do; `reason` says why, for logs. */
+  /** Nothing to do. `reason` explains why, for logs. */
   | { action: "ignore"; repository: string; ref: string; reason: string };
 
 export interface RouterConfig {

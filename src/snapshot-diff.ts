@@ -60,7 +60,7 @@ export function diffSnapshots(
   };
 }
 
-/** Whether two snapshots have the same object format, HEAD and refs. */
+/** Returns true when two snapshots have the same object format, HEAD and refs. */
 export function snapshotsEqual(a: RepositorySnapshot, b: RepositorySnapshot): boolean {
   if (a.objectFormat !== b.objectFormat || a.head !== b.head || a.refs.size !== b.refs.size) return false;
   for (const [refName, oid] of a.refs) {
@@ -71,5 +71,7 @@ export function snapshotsEqual(a: RepositorySnapshot, b: RepositorySnapshot): bo
 
 /** Orders strings by UTF-16 code units, which is git's byte order for ASCII ref names. */
 export function compareBytes(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return 0;
 }

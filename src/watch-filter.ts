@@ -22,7 +22,7 @@ const REPOSITORY_LEVEL_TYPES: ReadonlySet<GitEventType> = new Set([
   GitEventType.GIT_EVENT_TYPE_REPOSITORY_DELETED,
 ]);
 
-/** Longest repository name or ref pattern accepted, in characters. */
+/** Maximum length of a repository name or ref pattern, in characters. */
 const MAX_NAME_LENGTH = 4096;
 
 /**
